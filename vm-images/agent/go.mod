@@ -1,0 +1,3 @@
+module vbake.org/agent
+
+go 1.19
