@@ -1,0 +1,207 @@
+package org.vbake.cli;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.vbake.api.Arch;
+import org.vbake.api.BadInputException;
+import org.vbake.api.RuntimeKind;
+import org.vbake.api.VbakeException;
+import org.vbake.image.GuestImage;
+import org.vbake.image.GuestImages;
+import org.vbake.kernel.KernelConfig;
+import org.vbake.kernel.KernelConfigCheck;
+import org.vbake.process.CommonsExecRunner;
+import org.vbake.session.GuestOptions;
+import org.vbake.session.GuestSession;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code vbake}: the umbrella CLI for what is not an engine command (kernel checks, guest images). */
+@Command(name = "vbake", mixinStandardHelpOptions = true, version = "vbake 0.1.0",
+        description = "Bakes ready-to-run container storage for embedded Linux images in a target-arch QEMU guest.%n"
+                + "Engine commands: vdkr (docker) and vpdmn (podman).",
+        subcommands = {VbakeCli.Kernel.class, VbakeCli.Images.class, CommandLine.HelpCommand.class})
+final class VbakeCli {
+
+    static int run(String[] args, PrintStream out, PrintStream err, Map<String, String> env) {
+        CommandLine cl = new CommandLine(new VbakeCli());
+        cl.setOut(new java.io.PrintWriter(out, true));
+        cl.setErr(new java.io.PrintWriter(err, true));
+        cl.setParameterExceptionHandler((e, a) -> {
+            err.println("vbake: " + e.getMessage());
+            err.println("Try 'vbake " + String.join(" ", commandPath(e.getCommandLine())) + " --help' for usage.");
+            return ExitCodes.BAD_INPUT;
+        });
+        cl.setExecutionExceptionHandler((e, c, parseResult) -> {
+            if (e instanceof VbakeException v) {
+                err.println("vbake: " + v.getMessage());
+                if (v.hint() != null) {
+                    err.println("vbake: " + v.hint());
+                }
+                return v.exitCode();
+            }
+            if (e instanceof InterruptedException) {
+                return ExitCodes.INTERRUPTED;
+            }
+            err.println("vbake: internal error: " + e);
+            return ExitCodes.FAILURE;
+        });
+        if (args.length == 0) {
+            cl.usage(err);
+            return ExitCodes.BAD_INPUT;
+        }
+        return cl.execute(args);
+    }
+
+    private static List<String> commandPath(CommandLine cl) {
+        List<String> names = new ArrayList<>();
+        for (CommandLine c = cl; c != null && c.getParent() != null; c = c.getParent()) {
+            names.add(0, c.getCommandName());
+        }
+        return names;
+    }
+
+    static Arch arch(String value) throws BadInputException {
+        if (value == null) {
+            return Arch.host().orElseThrow(() -> new BadInputException("cannot tell the host arch; pass --arch"));
+        }
+        return Arch.parse(value).orElseThrow(() -> new BadInputException("unknown arch '" + value + "'",
+                "choose one of: " + Arch.choices()));
+    }
+
+    static RuntimeKind runtime(String value) throws BadInputException {
+        return RuntimeKind.parse(value).orElseThrow(() -> new BadInputException("unknown runtime '" + value + "'",
+                "choose one of: docker, podman"));
+    }
+
+    @Command(name = "kernel", description = "Guest kernel checks.", mixinStandardHelpOptions = true,
+            subcommands = {Kernel.Check.class})
+    static final class Kernel {
+
+        @Command(name = "check", mixinStandardHelpOptions = true,
+                description = "Reports the options a guest kernel config lacks for a runtime (kernel-config/*.cfg). "
+                        + "Exit 0 when every required option is there (warnings allowed), 1 when some are missing.",
+                footerHeading = "%nExamples:%n",
+                footer = {"  vbake kernel check /boot/config-$(uname -r) --arch x86_64 --runtime docker",
+                        "  vbake kernel check ~/.cache/vbake/guest/trixie-aarch64-docker/kernel.config --arch aarch64"})
+        static final class Check implements Callable<Integer> {
+            @Parameters(paramLabel = "CONFIG", description = "A kernel .config (or config.gz).")
+            Path config;
+
+            @Option(names = {"-a", "--arch"}, description = "aarch64 or x86_64 (default: the host's).")
+            String arch;
+
+            @Option(names = {"-r", "--runtime"}, defaultValue = "docker", description = "docker or podman (default: ${DEFAULT-VALUE}).")
+            String runtime;
+
+            @CommandLine.Spec
+            CommandLine.Model.CommandSpec spec;
+
+            @Override
+            public Integer call() throws Exception {
+                if (!Files.isRegularFile(config)) {
+                    throw new BadInputException("no such kernel config file: " + config);
+                }
+                KernelConfig kc;
+                try {
+                    kc = KernelConfig.read(config);
+                } catch (IllegalArgumentException e) {
+                    throw new BadInputException(config + " is not a kernel config: " + e.getMessage());
+                } catch (IOException e) {
+                    throw new BadInputException("cannot read " + config + ": " + e.getMessage());
+                }
+                KernelConfigCheck.Report report = KernelConfigCheck.check(kc, arch(arch), runtime(runtime));
+                spec.commandLine().getOut().print(report.render());
+                spec.commandLine().getOut().flush();
+                return report.ok() ? ExitCodes.OK : ExitCodes.FAILURE;
+            }
+        }
+    }
+
+    @Command(name = "images", description = "Guest images (kernel, initramfs, tools disk) built from Debian packages.",
+            mixinStandardHelpOptions = true, subcommands = {Images.Build.class})
+    static final class Images {
+
+        @Command(name = "build", mixinStandardHelpOptions = true,
+                description = "Builds (or checks) the cached guest images. vdkr/vpdmn do this on first use; "
+                        + "run it ahead of time, or with --force to pick up newer Debian packages. Needs root.")
+        static final class Build implements Callable<Integer> {
+            @Option(names = {"-a", "--arch"}, split = ",", description = "aarch64, x86_64 (default: both).")
+            List<String> arches = List.of("aarch64", "x86_64");
+
+            @Option(names = {"-r", "--runtime"}, split = ",", description = "docker, podman (default: both).")
+            List<String> runtimes = List.of("docker", "podman");
+
+            @Option(names = "--suite", defaultValue = GuestOptions.DEFAULT_SUITE,
+                    description = "trixie or bookworm (default: ${DEFAULT-VALUE}).")
+            String suite;
+
+            @Option(names = "--force", description = "Rebuild even when the cache is current.")
+            boolean force;
+
+            @CommandLine.Spec
+            CommandLine.Model.CommandSpec spec;
+
+            @Override
+            public Integer call() throws Exception {
+                if (!GuestSession.SUITES.contains(suite)) {
+                    throw new BadInputException("unknown suite '" + suite + "'", "choose one of: trixie, bookworm");
+                }
+                List<Arch> as = new ArrayList<>();
+                for (String a : arches) {
+                    as.add(arch(a));
+                }
+                List<RuntimeKind> rs = new ArrayList<>();
+                for (String r : runtimes) {
+                    rs.add(runtime(r));
+                }
+                PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
+                EventPrinter events = new EventPrinter("vbake", err, false);
+                String cache = System.getenv("VBAKE_CACHE_DIR");
+                GuestImages images = new GuestImages(
+                        cache != null && !cache.isBlank() ? Path.of(cache) : GuestImages.defaultCacheDir(),
+                        new CommonsExecRunner(), events);
+                for (Arch a : as) {
+                    for (RuntimeKind r : rs) {
+                        GuestImage image = images.ensure(suite, a, r, force);
+                        spec.commandLine().getOut().println(suite + "-" + a + "-" + r + "\t" + image.dir());
+                    }
+                }
+                spec.commandLine().getOut().flush();
+                return ExitCodes.OK;
+            }
+        }
+    }
+
+    /** Lets the EventPrinter write to picocli's error writer. */
+    private static final class WriterOutputStream extends java.io.OutputStream {
+        private final java.io.PrintWriter w;
+
+        WriterOutputStream(java.io.PrintWriter w) {
+            this.w = w;
+        }
+
+        @Override
+        public void write(int b) {
+            w.write(b);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+            w.write(new String(b, off, len, java.nio.charset.StandardCharsets.UTF_8));
+        }
+
+        @Override
+        public void flush() {
+            w.flush();
+        }
+    }
+}

@@ -1,0 +1,186 @@
+package org.vbake.instance;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.HexFormat;
+import org.vbake.api.Arch;
+import org.vbake.api.RuntimeKind;
+
+/**
+ * Owns every path of one guest instance: the persistent state disk, logs, sockets, pid and lock
+ * files. Layout: {@code <root>/<suite>/} where root defaults to {@code ~/.vdkr/<arch>} (docker) or
+ * {@code ~/.vpdmn/<arch>} (podman); the Debian suite is a level of its own so stores written by
+ * different engine versions never mix.
+ */
+public final class StateDir {
+
+    /** sun_path is 108 bytes including the terminating NUL. */
+    static final int MAX_SOCKET_PATH = 107;
+
+    private final Path root;
+    private final Path dir;
+    private final Arch arch;
+    private final RuntimeKind runtime;
+    private final String suite;
+
+    private StateDir(Path root, Arch arch, RuntimeKind runtime, String suite) {
+        this.root = root.toAbsolutePath().normalize();
+        this.dir = this.root.resolve(suite);
+        this.arch = arch;
+        this.runtime = runtime;
+        this.suite = suite;
+    }
+
+    /** The default root for a runtime and arch: {@code ~/.vdkr/aarch64}. */
+    public static Path defaultRoot(RuntimeKind runtime, Arch arch) {
+        String base = runtime == RuntimeKind.DOCKER ? ".vdkr" : ".vpdmn";
+        return Path.of(System.getProperty("user.home"), base, arch.id());
+    }
+
+    public static StateDir of(Path rootOrNull, Arch arch, RuntimeKind runtime, String suite) {
+        return new StateDir(rootOrNull != null ? rootOrNull : defaultRoot(runtime, arch), arch, runtime, suite);
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    /** The directory of this suite's instance; everything below is created by {@link #create()}. */
+    public Path dir() {
+        return dir;
+    }
+
+    public Arch arch() {
+        return arch;
+    }
+
+    public RuntimeKind runtime() {
+        return runtime;
+    }
+
+    public String suite() {
+        return suite;
+    }
+
+    public Path stateDisk() {
+        return dir.resolve("state.ext4");
+    }
+
+    /** The guest's serial console: kernel, init and engine messages of the last boot. */
+    public Path consoleLog() {
+        return dir.resolve("console.log");
+    }
+
+    /** QEMU's own stdout/stderr of the last boot. */
+    public Path qemuLog() {
+        return dir.resolve("qemu.log");
+    }
+
+    public Path lockFile() {
+        return dir.resolve("lock");
+    }
+
+    /**
+     * Directory for sockets and the pid file. Inside the state dir when the socket paths fit in
+     * sun_path, otherwise a private directory under /tmp named after a hash of the state dir.
+     */
+    public Path runDir() {
+        Path inside = dir.resolve("run");
+        if (inside.resolve("agent.sock").toString().getBytes(StandardCharsets.UTF_8).length <= MAX_SOCKET_PATH) {
+            return inside;
+        }
+        String user = System.getProperty("user.name", "user");
+        return Path.of(System.getProperty("java.io.tmpdir"), "vbake-" + user, shortHash(dir.toString()));
+    }
+
+    public Path agentSocket() {
+        return runDir().resolve("agent.sock");
+    }
+
+    public Path qmpSocket() {
+        return runDir().resolve("qmp.sock");
+    }
+
+    public Path pidFile() {
+        return runDir().resolve("qemu.pid");
+    }
+
+    /** Creates the directories, private to the user (0700). */
+    public void create() throws IOException {
+        for (Path p : new Path[] {root, dir, runDir()}) {
+            if (!Files.isDirectory(p)) {
+                Files.createDirectories(p);
+            }
+            Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwx------"));
+        }
+    }
+
+    /**
+     * Takes the instance lock: one command at a time may use a state disk. Waits up to
+     * {@code wait} (calling {@code onWait} once if it has to), then fails.
+     */
+    public Lock lock(Duration wait, Runnable onWait) throws IOException, InterruptedException {
+        FileChannel channel = FileChannel.open(lockFile(), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        long deadline = System.nanoTime() + wait.toNanos();
+        boolean told = false;
+        while (true) {
+            FileLock lock;
+            try {
+                lock = channel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lock = null;
+            }
+            if (lock != null) {
+                return new Lock(channel, lock);
+            }
+            if (System.nanoTime() > deadline) {
+                channel.close();
+                throw new IOException("another vbake command is using " + dir + " (lock " + lockFile() + ")");
+            }
+            if (!told) {
+                onWait.run();
+                told = true;
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** A held instance lock. */
+    public static final class Lock implements AutoCloseable {
+        private final FileChannel channel;
+        private final FileLock lock;
+
+        Lock(FileChannel channel, FileLock lock) {
+            this.channel = channel;
+            this.lock = lock;
+        }
+
+        @Override
+        public void close() throws IOException {
+            try {
+                lock.release();
+            } finally {
+                channel.close();
+            }
+        }
+    }
+
+    static String shortHash(String s) {
+        try {
+            byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
+            return HexFormat.of().formatHex(d, 0, 6);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

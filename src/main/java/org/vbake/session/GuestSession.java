@@ -1,0 +1,313 @@
+package org.vbake.session;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.vbake.agent.AgentClient;
+import org.vbake.agent.AgentProtocolException;
+import org.vbake.agent.CommandHandle;
+import org.vbake.agent.Protocol.EngineReady;
+import org.vbake.agent.Protocol.ExecRequest;
+import org.vbake.agent.Protocol.ExitStatus;
+import org.vbake.agent.Protocol.Hello;
+import org.vbake.agent.Protocol.PowerOffReply;
+import org.vbake.api.BadInputException;
+import org.vbake.api.Event;
+import org.vbake.api.EventListener;
+import org.vbake.api.GuestException;
+import org.vbake.api.VbakeException;
+import org.vbake.image.GuestImage;
+import org.vbake.image.GuestImages;
+import org.vbake.instance.StateDir;
+import org.vbake.process.ProcessRunner;
+import org.vbake.runtime.ContainerRuntime;
+import org.vbake.vm.Accel;
+import org.vbake.vm.QemuDriver;
+import org.vbake.vm.QemuProfile;
+import org.vbake.vm.VmSpec;
+
+/**
+ * One boot of a target-arch guest: image from the cache, state disk, QEMU, agent handshake,
+ * engine start; then commands; then a clean power-off. Always {@link #close()} it (try-with-
+ * resources): close powers the guest off and makes sure no QEMU process is left.
+ */
+public final class GuestSession implements AutoCloseable {
+
+    public static final Set<String> SUITES = Set.of("trixie", "bookworm");
+
+    private static final Duration POWEROFF_TIMEOUT = Duration.ofSeconds(40);
+    private static final Duration EXIT_GRACE = Duration.ofSeconds(10);
+
+    private final GuestOptions options;
+    private final StateDir state;
+    private final ContainerRuntime runtime;
+    private final EventListener events;
+    private final StateDir.Lock lock;
+    private final QemuDriver.Vm vm;
+    private final Thread killOnExit;
+    private AgentClient agent;
+    private volatile CommandHandle running;
+    private Hello hello;
+
+    private GuestSession(GuestOptions options, StateDir state, ContainerRuntime runtime, EventListener events,
+            StateDir.Lock lock, QemuDriver.Vm vm) {
+        this.options = options;
+        this.state = state;
+        this.runtime = runtime;
+        this.events = events;
+        this.lock = lock;
+        this.vm = vm;
+        this.killOnExit = new Thread(vm::kill, "vbake-kill-qemu");
+        Runtime.getRuntime().addShutdownHook(killOnExit);
+    }
+
+    /** Boots a guest and waits until its engine answers. */
+    public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events)
+            throws VbakeException, InterruptedException {
+        if (!SUITES.contains(options.suite())) {
+            throw new BadInputException("unknown suite '" + options.suite() + "'", "choose one of: trixie, bookworm");
+        }
+        ContainerRuntime runtime = ContainerRuntime.of(options.runtime());
+        StateDir state = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+        QemuProfile profile = QemuProfile.load(options.arch());
+        if (!onPath(profile.binary())) {
+            throw new BadInputException(profile.binary() + " is not installed",
+                    "install it with: apt-get install " + (options.arch().id().equals("aarch64")
+                            ? "qemu-system-arm" : "qemu-system-x86") + " (or run tests/setup-host.sh)");
+        }
+        Path cache = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
+
+        long t0 = System.nanoTime();
+        GuestImage image = new GuestImages(cache, runner, events)
+                .ensure(options.suite(), options.arch(), options.runtime(), false);
+        phase(events, "image ready", t0);
+
+        StateDir.Lock lock;
+        try {
+            state.create();
+            lock = state.lock(Duration.ofMinutes(10), () -> events.on(new Event.Progress(
+                    "waiting for another command using " + state.dir() + " to finish")));
+        } catch (IOException e) {
+            throw new BadInputException("cannot use state directory " + state.dir() + ": " + e.getMessage());
+        }
+        QemuDriver.Vm vm;
+        try {
+            ensureStateDisk(state, options, runner, events);
+            VmSpec spec = new VmSpec(image.kernel(), image.initrd(), image.toolsDisk(), state.stateDisk(),
+                    state.agentSocket(), state.qmpSocket(), state.consoleLog(), state.pidFile(), Accel.TCG,
+                    options.memoryMb(), options.cpus(), List.of("vbake.state=" + runtime.storagePath()));
+            events.on(new Event.Debug("state dir " + state.dir() + ", console log " + state.consoleLog()
+                    + ", image " + image.dir()));
+            long t1 = System.nanoTime();
+            vm = new QemuDriver(runner, events).start(profile, spec, state.qemuLog());
+            phase(events, "qemu started", t1);
+        } catch (IOException e) {
+            closeQuietly(lock);
+            throw new GuestException("cannot start QEMU: " + e.getMessage(), state.qemuLog(), e);
+        } catch (VbakeException | RuntimeException e) {
+            closeQuietly(lock);
+            throw e;
+        }
+
+        GuestSession session = new GuestSession(options, state, runtime, events, lock, vm);
+        try {
+            session.connect();
+            return session;
+        } catch (VbakeException | InterruptedException | RuntimeException e) {
+            session.close();
+            throw e;
+        }
+    }
+
+    private void connect() throws GuestException, InterruptedException {
+        long t0 = System.nanoTime();
+        long deadline = t0 + options.bootTimeout().toNanos();
+        try {
+            while (agent == null) {
+                if (!vm.isAlive()) {
+                    throw guestFailure("QEMU exited before the guest came up", null);
+                }
+                if (System.nanoTime() > deadline) {
+                    throw guestFailure("the guest did not come up within " + options.bootTimeout().toSeconds() + " s",
+                            null);
+                }
+                try {
+                    agent = AgentClient.connect(state.agentSocket(), Duration.ofMillis(500),
+                            line -> events.on(new Event.Debug(line)), false);
+                } catch (IOException e) {
+                    // QEMU has not created the socket yet
+                }
+            }
+            Duration left = Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
+            hello = agent.handshake(left);
+            events.on(new Event.Debug("agent " + hello.agent() + " on " + hello.arch() + ", kernel " + hello.kernel()
+                    + ", guest uptime " + hello.uptimeMillis() + " ms"));
+            phase(events, "boot (qemu start to agent ready)", t0);
+
+            long t1 = System.nanoTime();
+            EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()),
+                    options.bootTimeout());
+            if (!ready.ok()) {
+                throw guestFailure("the " + runtime.kind() + " engine did not start: " + ready.message(), null);
+            }
+            phase(events, "engine ready", t1);
+        } catch (AgentProtocolException e) {
+            throw guestFailure("lost the guest agent during boot: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw guestFailure("guest agent error during boot: " + e.getMessage(), e);
+        }
+    }
+
+    public Hello hello() {
+        return hello;
+    }
+
+    public StateDir stateDir() {
+        return state;
+    }
+
+    public ContainerRuntime runtime() {
+        return runtime;
+    }
+
+    /** Runs the engine's CLI with {@code args} (e.g. {@code images -q}). */
+    public ExitStatus runCli(List<String> args, InputStream stdin, OutputStream out, OutputStream err)
+            throws GuestException, InterruptedException {
+        List<String> argv = new ArrayList<>();
+        argv.add(runtime.cli());
+        argv.addAll(args);
+        return exec(new ExecRequest(argv, runtime.cliEnv(), null, stdin != null), stdin, out, err);
+    }
+
+    /** Runs any program in the guest. */
+    public ExitStatus exec(ExecRequest request, InputStream stdin, OutputStream out, OutputStream err)
+            throws GuestException, InterruptedException {
+        long t0 = System.nanoTime();
+        try {
+            CommandHandle handle = agent.start(request, stdin, out, err);
+            running = handle;
+            try {
+                return handle.waitFor();
+            } finally {
+                running = null;
+                phase(events, "command " + request.argv().get(0), t0);
+            }
+        } catch (IOException e) {
+            throw guestFailure("lost the guest while running " + request.argv().get(0) + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Forwards a signal (Ctrl-C) to the command running now, if any. */
+    public void signalRunning(int signal) {
+        CommandHandle h = running;
+        if (h != null) {
+            try {
+                h.signal(signal);
+            } catch (IOException e) {
+                events.on(new Event.Debug("could not forward signal " + signal + ": " + e.getMessage()));
+            }
+        }
+    }
+
+    /** Powers the guest off (engine stopped, disks synced and unmounted) and makes sure QEMU is gone. */
+    @Override
+    public void close() throws InterruptedException {
+        long t0 = System.nanoTime();
+        try {
+            if (agent != null && vm.isAlive()) {
+                try {
+                    PowerOffReply reply = agent.powerOff(POWEROFF_TIMEOUT);
+                    if (!reply.ok()) {
+                        events.on(new Event.Progress("warning: guest power-off: " + reply.message()));
+                    }
+                } catch (IOException e) {
+                    events.on(new Event.Debug("power-off request failed: " + e.getMessage()));
+                }
+            }
+            if (agent != null) {
+                agent.close();
+            }
+            vm.stop(agent != null ? EXIT_GRACE : Duration.ZERO);
+            phase(events, "shutdown", t0);
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(killOnExit);
+            } catch (IllegalStateException ignored) {
+                // already shutting down: the hook will run, harmlessly
+            }
+            closeQuietly(lock);
+        }
+    }
+
+    private GuestException guestFailure(String message, Throwable cause) {
+        try {
+            List<String> lines = Files.readAllLines(state.consoleLog(), StandardCharsets.UTF_8);
+            for (String l : lines.subList(Math.max(0, lines.size() - 15), lines.size())) {
+                events.on(new Event.Debug("console: " + l));
+            }
+        } catch (IOException ignored) {
+            // no console log yet
+        }
+        return new GuestException(message, state.consoleLog(), cause);
+    }
+
+    private static void ensureStateDisk(StateDir state, GuestOptions options, ProcessRunner runner,
+            EventListener events) throws IOException, VbakeException, InterruptedException {
+        Path disk = state.stateDisk();
+        if (Files.exists(disk)) {
+            return;
+        }
+        events.on(new Event.Progress("creating state disk " + disk + " (" + options.stateSizeMb() / 1024 + " GiB, sparse)"));
+        Path tmp = disk.resolveSibling(disk.getFileName() + ".new");
+        Files.deleteIfExists(tmp);
+        // Made on the host: mke2fs is instant here and costs seconds under TCG. Lazy inode
+        // table init keeps the file sparse; the guest mounts with noinit_itable.
+        List<String> argv = List.of(mke2fs(), "-t", "ext4", "-q", "-F", "-L", "vbake-state",
+                "-E", "lazy_itable_init=1,lazy_journal_init=1", tmp.toString(), options.stateSizeMb() + "M");
+        ProcessRunner.Result r = runner.run(argv, Map.of(), Duration.ofMinutes(2), line -> { });
+        if (!r.ok()) {
+            Files.deleteIfExists(tmp);
+            throw new GuestException("mke2fs failed: " + String.join(" / ", r.tail()), null, null);
+        }
+        Files.move(tmp, disk, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    private static String mke2fs() {
+        for (String p : List.of("/usr/sbin/mke2fs", "/sbin/mke2fs")) {
+            if (Files.isExecutable(Path.of(p))) {
+                return p;
+            }
+        }
+        return "mke2fs";
+    }
+
+    static boolean onPath(String binary) {
+        String path = System.getenv().getOrDefault("PATH", "/usr/bin:/bin");
+        for (String dir : path.split(":")) {
+            if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, binary))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static void phase(EventListener events, String name, long startNanos) {
+        events.on(new Event.Phase(name, Duration.ofNanos(System.nanoTime() - startNanos)));
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        try {
+            c.close();
+        } catch (Exception ignored) {
+            // releasing a lock cannot usefully fail
+        }
+    }
+}

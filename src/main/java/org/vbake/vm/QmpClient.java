@@ -1,0 +1,57 @@
+package org.vbake.vm;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/**
+ * Just enough of the QEMU Machine Protocol to stop a guest that no longer answers its agent:
+ * greeting, {@code qmp_capabilities}, {@code quit}.
+ */
+final class QmpClient {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private QmpClient() {
+    }
+
+    /** Sends {@code quit}. QEMU exits without waiting for the guest. */
+    static void quit(Path socket) throws IOException {
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
+            OutputStream out = Channels.newOutputStream(ch);
+            expect(in, "QMP");
+            out.write("{\"execute\":\"qmp_capabilities\"}\n".getBytes(StandardCharsets.UTF_8));
+            expect(in, "return");
+            out.write("{\"execute\":\"quit\"}\n".getBytes(StandardCharsets.UTF_8));
+            out.flush();
+        }
+    }
+
+    private static void expect(BufferedReader in, String field) throws IOException {
+        while (true) {
+            String line = in.readLine();
+            if (line == null) {
+                throw new IOException("QMP connection closed");
+            }
+            JsonNode node = JSON.readTree(line);
+            if (node.has(field)) {
+                return;
+            }
+            if (node.has("error")) {
+                throw new IOException("QMP error: " + node.get("error"));
+            }
+            // asynchronous events may come first; skip them
+        }
+    }
+}
