@@ -3,7 +3,6 @@ package org.vbake.instance;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,6 +12,8 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.vbake.api.Arch;
 import org.vbake.api.RuntimeKind;
 
@@ -26,6 +27,9 @@ public final class StateDir {
 
     /** sun_path is 108 bytes including the terminating NUL. */
     static final int MAX_SOCKET_PATH = 107;
+
+    /** Lock files this JVM holds; see {@link #tryLock(Path)}. */
+    private static final Set<Path> HELD_IN_THIS_JVM = ConcurrentHashMap.newKeySet();
 
     private final Path root;
     private final Path dir;
@@ -117,9 +121,16 @@ public final class StateDir {
 
     /** Creates the directories, private to the user (0700). */
     public void create() throws IOException {
-        for (Path p : new Path[] {root, dir, runDir()}) {
+        Path run = runDir();
+        // The /tmp fallback's parent is shared ground: it must be ours and private, or another
+        // user could have made it first and watch our sockets.
+        Path[] dirs = run.startsWith(dir) ? new Path[] {root, dir, run} : new Path[] {root, dir, run.getParent(), run};
+        for (Path p : dirs) {
             if (!Files.isDirectory(p)) {
                 Files.createDirectories(p);
+            }
+            if (!Files.getOwner(p).getName().equals(System.getProperty("user.name"))) {
+                throw new IOException(p + " belongs to another user");
             }
             Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwx------"));
         }
@@ -130,22 +141,16 @@ public final class StateDir {
      * {@code wait} (calling {@code onWait} once if it has to), then fails.
      */
     public Lock lock(Duration wait, Runnable onWait) throws IOException, InterruptedException {
-        FileChannel channel = FileChannel.open(lockFile(), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        Path file = lockFile();
         long deadline = System.nanoTime() + wait.toNanos();
         boolean told = false;
         while (true) {
-            FileLock lock;
-            try {
-                lock = channel.tryLock();
-            } catch (OverlappingFileLockException e) {
-                lock = null;
-            }
+            Lock lock = tryLock(file);
             if (lock != null) {
-                return new Lock(channel, lock);
+                return lock;
             }
             if (System.nanoTime() > deadline) {
-                channel.close();
-                throw new IOException("another vbake command is using " + dir + " (lock " + lockFile() + ")");
+                throw new IOException("another vbake command is using " + dir + " (lock " + file + ")");
             }
             if (!told) {
                 onWait.run();
@@ -155,22 +160,65 @@ public final class StateDir {
         }
     }
 
+    /**
+     * Closing any channel on a file drops every POSIX lock this process holds on it, so a file
+     * this JVM already holds is never opened again: a failed attempt would free the holder's
+     * lock for other processes.
+     */
+    private static Lock tryLock(Path file) throws IOException {
+        // Keyed by real path, so a symlinked state root does not get past the check.
+        Path key = file.getParent().toRealPath().resolve(file.getFileName());
+        if (!HELD_IN_THIS_JVM.add(key)) {
+            return null;
+        }
+        FileChannel channel = null;
+        try {
+            channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+            FileLock lock = channel.tryLock();
+            if (lock != null) {
+                return new Lock(channel, lock, key);
+            }
+            channel.close();
+            HELD_IN_THIS_JVM.remove(key);
+            return null;
+        } catch (IOException | RuntimeException e) {
+            if (channel != null) {
+                try {
+                    channel.close();
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            HELD_IN_THIS_JVM.remove(key);
+            throw e;
+        }
+    }
+
     /** A held instance lock. */
     public static final class Lock implements AutoCloseable {
         private final FileChannel channel;
         private final FileLock lock;
+        private final Path key;
 
-        Lock(FileChannel channel, FileLock lock) {
+        Lock(FileChannel channel, FileLock lock, Path key) {
             this.channel = channel;
             this.lock = lock;
+            this.key = key;
         }
 
         @Override
         public void close() throws IOException {
+            if (!channel.isOpen()) {
+                return;
+            }
             try {
                 lock.release();
             } finally {
-                channel.close();
+                try {
+                    channel.close();
+                } finally {
+                    HELD_IN_THIS_JVM.remove(key);
+                }
             }
         }
     }
