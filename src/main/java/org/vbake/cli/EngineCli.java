@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -102,7 +103,7 @@ final class EngineCli {
             return ExitCodes.BAD_INPUT;
         }
         if (cl.isUsageHelpRequested()) {
-            cl.usage(err);
+            cl.usage(new PrintStream(out, true, StandardCharsets.UTF_8));
             return ExitCodes.OK;
         }
         if (cl.isVersionHelpRequested()) {

@@ -37,7 +37,9 @@ final class VbakeCli {
         cl.setErr(new java.io.PrintWriter(err, true));
         cl.setParameterExceptionHandler((e, a) -> {
             err.println("vbake: " + e.getMessage());
-            err.println("Try 'vbake " + String.join(" ", commandPath(e.getCommandLine())) + " --help' for usage.");
+            List<String> words = commandPath(e.getCommandLine());
+            words.add(0, "vbake");
+            err.println("Try '" + String.join(" ", words) + " --help' for usage.");
             return ExitCodes.BAD_INPUT;
         });
         cl.setExecutionExceptionHandler((e, c, parseResult) -> {
