@@ -1,0 +1,157 @@
+package org.vbake.vm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.vbake.api.Arch;
+
+/**
+ * Pins the QEMU argv per arch with golden files, so any change to how guests are started shows
+ * up as a diff in review. After an intended change, regenerate them with
+ * {@code mvn test -Dtest=QemuCommandLineTest -Dgolden.update=true} and review the diff.
+ */
+class QemuCommandLineTest {
+
+    private static final Path GOLDEN_DIR = Path.of(System.getProperty("basedir", System.getProperty("user.dir")))
+            .resolve("src/test/resources/golden");
+
+    @ParameterizedTest
+    @EnumSource(Arch.class)
+    void argvMatchesGoldenFile(Arch arch) throws IOException {
+        List<String> argv = QemuCommandLine.build(QemuProfile.load(arch), spec("/s", Accel.TCG, 0, 0));
+        Path golden = GOLDEN_DIR.resolve("qemu-" + arch.id() + ".argv");
+
+        // One argument per line only works while no argument contains a line break.
+        assertThat(argv).noneMatch(a -> a.contains("\n") || a.contains("\r"));
+        if (Boolean.getBoolean("golden.update")) {
+            Files.createDirectories(golden.getParent());
+            Files.writeString(golden, String.join("\n", argv) + "\n", StandardCharsets.UTF_8);
+        }
+        assertThat(golden)
+                .as("golden file missing; create it with mvn test -Dtest=QemuCommandLineTest -Dgolden.update=true")
+                .isRegularFile();
+        assertThat(argv)
+                .as("argv for %s differs from %s; if intended, rerun with -Dgolden.update=true and review the diff",
+                        arch, golden)
+                .containsExactlyElementsOf(Files.readAllLines(golden, StandardCharsets.UTF_8));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Arch.class)
+    void profileDefaultsApplyWhenSpecSaysZero(Arch arch) {
+        QemuProfile profile = QemuProfile.load(arch);
+
+        List<String> argv = QemuCommandLine.build(profile, spec("/s", Accel.TCG, 0, 0));
+
+        assertThat(profile.arch()).isEqualTo(arch.id());
+        assertThat(argv.get(0)).isEqualTo(arch.qemuBinary());
+        assertThat(valueOf(argv, "-m")).isEqualTo(Integer.toString(profile.memoryMb()));
+        assertThat(valueOf(argv, "-smp")).isEqualTo(Integer.toString(profile.cpus()));
+    }
+
+    @Test
+    void kvmUsesTheHostCpuAndNoTcgOptions() {
+        List<String> argv = QemuCommandLine.build(QemuProfile.load(Arch.X86_64), spec("/s", Accel.KVM, 0, 0));
+
+        assertThat(argv).containsSubsequence("-accel", "kvm", "-cpu", "host");
+        assertThat(valueOf(argv, "-accel")).isEqualTo("kvm");
+        assertThat(argv).noneMatch(a -> a.contains("tcg"));
+        assertThat(argv).filteredOn("-cpu"::equals).hasSize(1);
+    }
+
+    @Test
+    void tcgUsesTheProfileCpu() {
+        QemuProfile profile = QemuProfile.load(Arch.AARCH64);
+
+        List<String> argv = QemuCommandLine.build(profile, spec("/s", Accel.TCG, 0, 0));
+
+        assertThat(valueOf(argv, "-accel")).startsWith("tcg");
+        assertThat(valueOf(argv, "-cpu")).isEqualTo(profile.tcgCpu());
+    }
+
+    @Test
+    void commaInAPathIsDoubledInsideOptionLists() {
+        List<String> argv = QemuCommandLine.build(QemuProfile.load(Arch.AARCH64), spec("/s/a,b", Accel.TCG, 0, 0));
+
+        assertThat(argv).contains(
+                "if=none,id=tools,file=/s/a,,b/tools.squashfs,format=raw,readonly=on",
+                "if=none,id=state,file=/s/a,,b/state.ext4,format=raw,cache=writeback,discard=unmap",
+                "file,id=console,path=/s/a,,b/console.log",
+                "socket,id=agent,path=/s/a,,b/run/agent.sock,server=on,wait=off",
+                "unix:/s/a,,b/run/qmp.sock,server=on,wait=off");
+        // No option list may contain a single comma followed by "b/": that would start a bogus key.
+        assertThat(argv).noneMatch(a -> a.contains("a,b/") && a.contains("="));
+    }
+
+    @Test
+    void escapeDoublesEveryComma() {
+        assertThat(QemuCommandLine.escape("/plain/path")).isEqualTo("/plain/path");
+        assertThat(QemuCommandLine.escape("a,b,,c")).isEqualTo("a,,b,,,,c");
+    }
+
+    @Test
+    void memoryAndCpuOverridesWinOverTheProfile() {
+        QemuProfile profile = QemuProfile.load(Arch.X86_64);
+        assertThat(profile.memoryMb()).isNotEqualTo(4096);
+        assertThat(profile.cpus()).isNotEqualTo(4);
+
+        List<String> argv = QemuCommandLine.build(profile, spec("/s", Accel.TCG, 4096, 4));
+
+        assertThat(valueOf(argv, "-m")).isEqualTo("4096");
+        assertThat(valueOf(argv, "-smp")).isEqualTo("4");
+    }
+
+    @Test
+    void specKernelArgsComeAfterConsoleAndProfileArgs() {
+        QemuProfile profile = QemuProfile.load(Arch.AARCH64);
+
+        List<String> argv = QemuCommandLine.build(profile, spec("/s", Accel.TCG, 0, 0));
+
+        List<String> expected = new ArrayList<>();
+        expected.add("console=" + profile.console());
+        expected.addAll(profile.kernelArgs());
+        expected.add("vbake.state=/var/lib/docker");
+        assertThat(valueOf(argv, "-append")).isEqualTo(String.join(" ", expected));
+    }
+
+    @Test
+    void launchUnderSetprivDiesWithTheJvm() {
+        QemuProfile profile = QemuProfile.load(Arch.AARCH64);
+        VmSpec spec = spec("/s", Accel.TCG, 0, 0);
+        List<String> plain = QemuCommandLine.build(profile, spec);
+
+        List<String> guarded = QemuDriver.launchArgv(profile, spec, true);
+
+        assertThat(guarded).startsWith("/usr/bin/setpriv", "--pdeathsig", "KILL", "--");
+        assertThat(guarded.subList(4, guarded.size())).isEqualTo(plain);
+        assertThat(QemuDriver.launchArgv(profile, spec, false)).isEqualTo(plain);
+    }
+
+    private static VmSpec spec(String dir, Accel accel, int memoryMb, int cpus) {
+        return new VmSpec(
+                Path.of(dir, "vmlinuz"),
+                Path.of(dir, "initrd.img"),
+                Path.of(dir, "tools.squashfs"),
+                Path.of(dir, "state.ext4"),
+                Path.of(dir, "run", "agent.sock"),
+                Path.of(dir, "run", "qmp.sock"),
+                Path.of(dir, "console.log"),
+                Path.of(dir, "run", "qemu.pid"),
+                accel, memoryMb, cpus,
+                List.of("vbake.state=/var/lib/docker"));
+    }
+
+    /** The argument after the only occurrence of {@code flag}. */
+    private static String valueOf(List<String> argv, String flag) {
+        assertThat(argv).as("occurrences of %s", flag).filteredOn(flag::equals).hasSize(1);
+        return argv.get(argv.indexOf(flag) + 1);
+    }
+}
