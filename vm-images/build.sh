@@ -81,6 +81,8 @@ chmod 0755 "$root/usr/lib/vbake/init2"
 cp "$root/usr/share/base-passwd/passwd.master" "$root/etc/passwd"
 cp "$root/usr/share/base-passwd/group.master" "$root/etc/group"
 grep -q '^docker:' "$root/etc/group" || echo 'docker:x:999:' >> "$root/etc/group"
+# No shell package is unpacked (extract runs no dpkg triggers or alternatives): busybox is /bin/sh.
+[ -e "$root/usr/bin/sh" ] || ln -s busybox "$root/usr/bin/sh"
 mkdir -p "$root"/{proc,sys,dev,run,tmp,mnt}
 chmod 1777 "$root/tmp"
 rm -rf "$root/var/run" && ln -s ../run "$root/var/run"

@@ -148,8 +148,6 @@ public final class GuestSession implements AutoCloseable {
             }
             Duration left = Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
             hello = agent.handshake(left);
-            events.on(new Event.Debug("agent " + hello.agent() + " on " + hello.arch() + ", kernel " + hello.kernel()
-                    + ", guest uptime " + hello.uptimeMillis() + " ms"));
             phase(events, "boot (qemu start to agent ready)", t0);
 
             long t1 = System.nanoTime();
