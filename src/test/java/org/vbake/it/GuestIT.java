@@ -1,0 +1,135 @@
+package org.vbake.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.vbake.agent.Protocol.ExecRequest;
+import org.vbake.agent.Protocol.ExitStatus;
+import org.vbake.api.Arch;
+import org.vbake.api.EventListener;
+import org.vbake.api.RuntimeKind;
+import org.vbake.cli.Main;
+import org.vbake.process.CommonsExecRunner;
+import org.vbake.session.GuestOptions;
+import org.vbake.session.GuestSession;
+
+/**
+ * Boots real guests (QEMU under TCG) for both arches and both runtimes and drives them through
+ * the vdkr/vpdmn CLI in-process. Guest images come from the shared cache (built once per run).
+ */
+class GuestIT {
+
+    private static Path stateBase;
+
+    record Result(int code, String out, String err) {
+    }
+
+    static Stream<Arguments> targets() {
+        List<Arguments> all = new ArrayList<>();
+        for (Arch a : Arch.values()) {
+            for (RuntimeKind r : RuntimeKind.values()) {
+                all.add(Arguments.of(a, r));
+            }
+        }
+        return all.stream();
+    }
+
+    @BeforeAll
+    static void makeStateBase() throws Exception {
+        stateBase = Files.createTempDirectory(Path.of("/tmp"), "vbake-it-");
+    }
+
+    @AfterAll
+    static void removeStateBase() throws Exception {
+        try (Stream<Path> walk = Files.walk(stateBase)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+
+    @AfterEach
+    void noQemuLeft() {
+        List<String> left = ProcessHandle.allProcesses()
+                .map(p -> p.info().commandLine().orElse(""))
+                .filter(c -> c.contains("qemu-system") && c.contains(stateBase.toString()))
+                .toList();
+        assertThat(left).as("QEMU processes left behind").isEmpty();
+    }
+
+    private static Path stateDir(Arch arch, RuntimeKind runtime) {
+        return stateBase.resolve(runtime.id() + "-" + arch.id());
+    }
+
+    private static Result cli(Arch arch, RuntimeKind runtime, String... args) {
+        List<String> argv = new ArrayList<>(List.of("-a", arch.id(), "--state-dir", stateDir(arch, runtime).toString()));
+        argv.addAll(List.of(args));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        Map<String, String> env = new HashMap<>(System.getenv());
+        int code = Main.run(runtime == RuntimeKind.DOCKER ? "vdkr" : "vpdmn", argv.toArray(String[]::new), null,
+                out, err, env, false);
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    @ParameterizedTest(name = "{1} on {0}: info reports the target architecture")
+    @MethodSource("targets")
+    void infoReportsTargetArch(Arch arch, RuntimeKind runtime) {
+        String format = runtime == RuntimeKind.DOCKER ? "{{.Architecture}} {{.Driver}}" : "{{.Host.Arch}} {{.Store.GraphDriverName}}";
+        Result r = cli(arch, runtime, "info", "--format", format);
+        assertThat(r.code()).as(r.err()).isZero();
+        String expectedArch = runtime == RuntimeKind.DOCKER ? arch.id() : arch.ociArch();
+        assertThat(r.out().trim()).isEqualTo(expectedArch + " overlay" + (runtime == RuntimeKind.DOCKER ? "2" : ""));
+    }
+
+    @ParameterizedTest(name = "{1} on {0}: engine exit code and stderr come back unchanged")
+    @MethodSource("targets")
+    void engineErrorPassesThrough(Arch arch, RuntimeKind runtime) {
+        Result r = cli(arch, runtime, "image", "inspect", "--format", "{{.Id}}", "no-such-image");
+        // docker exits 1, podman 125 for an unknown image: whatever the engine says, unchanged.
+        assertThat(r.code()).isEqualTo(runtime == RuntimeKind.DOCKER ? 1 : 125);
+        assertThat(r.err()).containsIgnoringCase("no-such-image");
+        assertThat(r.out().trim()).isIn("", "[]");
+    }
+
+    @ParameterizedTest(name = "{1} on {0}: a second boot sees state written by the first")
+    @MethodSource("targets")
+    void statePersistsAcrossCommands(Arch arch, RuntimeKind runtime) {
+        String volume = "vbake-it-" + arch.id().replace('_', '-');
+        Result create = cli(arch, runtime, "volume", "create", volume);
+        assertThat(create.code()).as(create.err()).isZero();
+        assertThat(create.out().trim()).isEqualTo(volume);
+        Result list = cli(arch, runtime, "volume", "ls", "--format", "{{.Name}}");
+        assertThat(list.code()).as(list.err()).isZero();
+        assertThat(list.out().lines()).contains(volume);
+    }
+
+    @ParameterizedTest(name = "{1} on {0}: stdout and stderr stay separate, exit codes are exact")
+    @MethodSource("targets")
+    void stdoutStderrSeparateAndExitCode(Arch arch, RuntimeKind runtime) throws Exception {
+        GuestOptions options = GuestOptions.defaults(arch, runtime).withStateRoot(stateDir(arch, runtime));
+        try (GuestSession session = GuestSession.boot(options, new CommonsExecRunner(), EventListener.NONE)) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            ByteArrayOutputStream err = new ByteArrayOutputStream();
+            ExitStatus status = session.exec(
+                    ExecRequest.of("sh", "-c", "uname -m; echo to-stderr >&2; echo 'with spaces  \"quoted\"'; exit 7"),
+                    null, out, err);
+            assertThat(status.code()).isEqualTo(7);
+            assertThat(out.toString(StandardCharsets.UTF_8)).isEqualTo(arch.id() + "\nwith spaces  \"quoted\"\n");
+            assertThat(err.toString(StandardCharsets.UTF_8)).isEqualTo("to-stderr\n");
+            assertThat(session.hello().arch()).isEqualTo(arch.id());
+        }
+    }
+}

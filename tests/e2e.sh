@@ -1,0 +1,23 @@
+#!/bin/bash
+# Drives the launchers as a user would: bad input, a real aarch64 docker command, no QEMU left.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+state=$(mktemp -d /tmp/vbake-e2e.XXXXXX)
+trap 'rm -rf "$state"' EXIT
+pass=0 fail=0
+check() { if [ "$2" = "$3" ]; then pass=$((pass + 1)); else echo "FAIL: $1: expected '$3', got '$2'" >&2; fail=$((fail + 1)); fi; }
+
+"$top/bin/vdkr" --no-such-option info >/dev/null 2>"$state/err"; check "unknown option exit code" "$?" 2
+check "unknown option error is one line plus hint" "$(wc -l < "$state/err")" 2
+"$top/bin/vdkr" -a sparc info >/dev/null 2>"$state/err"; check "bad arch exit code" "$?" 2
+grep -q "unknown arch 'sparc'" "$state/err"; check "bad arch names the value" "$?" 0
+
+out=$("$top/bin/vdkr-aarch64" --state-dir "$state/s" info --format '{{.Architecture}}' 2>"$state/err")
+check "vdkr-aarch64 info exit code" "$?" 0
+check "vdkr-aarch64 reports the guest arch" "$out" aarch64
+out=$(echo '{"k": 1}' | "$top/bin/vdkr" -a aarch64 --state-dir "$state/s" run --rm -i --network none busybox-missing cat 2>"$state/err")
+check "missing image gives the engine's exit code" "$?" 125
+pgrep -f "qemu-system.*$state" >/dev/null; check "no qemu left" "$?" 1
+
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" = 0 ]

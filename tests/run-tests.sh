@@ -1,0 +1,11 @@
+#!/bin/bash
+# The project's test command: host set-up, guest images (built once, cached in ~/.cache/vbake),
+# then unit tests (Surefire) and the integration tests that boot real guests (Failsafe).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+tests/setup-host.sh
+mvn -B -q -DskipTests package
+java -jar target/vbake.jar images build --arch aarch64,x86_64 --runtime docker,podman
+mvn -B verify
+tests/e2e.sh
