@@ -5,6 +5,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 tests/setup-host.sh
+(cd vm-images/agent && go vet ./... && go test -count=1 ./...)
 mvn -B -q -DskipTests package
 java -jar target/vbake.jar images build --arch aarch64,x86_64 --runtime docker,podman
 mvn -B verify
