@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
@@ -19,6 +18,7 @@ import org.vbake.api.BadInputException;
 import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
 import org.vbake.instance.StateDir;
+import org.vbake.instance.Trees;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
 import org.vbake.session.GuestSession;
@@ -224,31 +224,20 @@ final class EngineCli {
                 StateDir s = StateDir.of(root, options.arch(), options.runtime(), suiteDir.getFileName().toString());
                 if (Files.exists(s.lockFile())) {
                     try (StateDir.Lock lock = s.lock(Duration.ZERO, () -> { })) {
-                        deleteTree(s.runDir());
-                        deleteTree(suiteDir);
+                        Trees.deleteTree(s.runDir());
+                        Trees.deleteTree(suiteDir);
                     }
                 } else {
-                    deleteTree(suiteDir);
+                    Trees.deleteTree(suiteDir);
                 }
             }
-            deleteTree(root);
+            Trees.deleteTree(root);
         } catch (IOException e) {
             throw new BadInputException("cannot clean " + root + ": " + e.getMessage(),
                     "is a command still running on it?");
         }
         err.println(config.prog() + ": removed " + root);
         return ExitCodes.OK;
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
     }
 
     private String description() {

@@ -28,6 +28,7 @@ import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.GuestException;
 import org.vbake.api.RuntimeKind;
+import org.vbake.instance.Trees;
 import org.vbake.process.ProcessRunner;
 
 /**
@@ -138,7 +139,7 @@ public final class GuestImages {
                         image.buildLog(), null);
             }
         } finally {
-            deleteTree(recipeDir);
+            Trees.deleteTree(recipeDir);
         }
         Files.writeString(image.dir().resolve("key"), image.key() + "\n", StandardCharsets.UTF_8);
         events.on(new Event.Phase("image build", Duration.ofNanos(System.nanoTime() - started)));
@@ -205,16 +206,5 @@ public final class GuestImages {
     /** A locally built agent binary is not part of the recipe. */
     private static boolean keep(String name) {
         return !name.endsWith("/vbake-agent") && !name.equals("agent/vbake-agent");
-    }
-
-    private static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
     }
 }
