@@ -2,6 +2,12 @@
 // virtio-serial port, following docs/agent-protocol.md (protocol version 1).
 //
 // Usage: vbake-agent [--port PATH] [--listen-unix PATH] [--no-poweroff]
+//
+// The same binary carries guest-side tools the host runs through EXEC:
+//
+//	vbake-agent export-tree --root DIR [--exclude REL]... [--mtime-clamp EPOCH_SECONDS] [--stats]
+//	vbake-agent import-tree --root DIR [--file PATH] [--stats]
+//	vbake-agent disk SERIAL
 package main
 
 import (
@@ -32,6 +38,16 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "export-tree":
+			return exportTreeCommand(args[1:], os.Stdout, os.Stderr)
+		case "import-tree":
+			return importTreeCommand(args[1:], os.Stdin, os.Stderr)
+		case "disk":
+			return diskCommand(args[1:], os.Stdout, os.Stderr)
+		}
+	}
 	flags := flag.NewFlagSet("vbake-agent", flag.ContinueOnError)
 	port := flags.String("port", "", "open this device instead of the virtio port named "+portName)
 	listen := flags.String("listen-unix", "", "listen on this unix socket and serve connections one after another (tests)")
