@@ -1,0 +1,77 @@
+package org.vbake.image;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import org.vbake.api.BadInputException;
+
+/**
+ * Content-addressed blob store on the host ({@code <cache>/blobs/sha256/<hex>}), shared by every
+ * run and arch. A blob only enters under its name after its bytes were hashed on the way in, so
+ * whatever is found there is trusted without re-reading.
+ */
+public final class BlobCache {
+
+    private final Path dir;
+
+    public BlobCache(Path cacheRoot) {
+        this.dir = cacheRoot.resolve("blobs").resolve("sha256");
+    }
+
+    public Path path(Digest d) {
+        return dir.resolve(d.hex());
+    }
+
+    public boolean contains(Digest d) {
+        return Files.isRegularFile(path(d));
+    }
+
+    /**
+     * Copies {@code in} into the cache, checking that it hashes to {@code expected} and, when
+     * {@code expectedSize >= 0}, has that size. A mismatch is bad input naming {@code what}; nothing
+     * is left behind.
+     */
+    public Path put(Digest expected, long expectedSize, InputStream in, String what)
+            throws IOException, BadInputException {
+        Path target = path(expected);
+        if (Files.isRegularFile(target)) {
+            return target;
+        }
+        Files.createDirectories(dir);
+        Path tmp = Files.createTempFile(dir, expected.hex().substring(0, 12) + ".", ".part");
+        try {
+            MessageDigest md = Digest.sha256();
+            long n;
+            try (DigestInputStream din = new DigestInputStream(in, md);
+                    OutputStream out = Files.newOutputStream(tmp)) {
+                n = din.transferTo(out);
+            }
+            Digest actual = Digest.fromMessageDigest(md);
+            if (!actual.equals(expected)) {
+                throw new BadInputException(what + ": digest mismatch: expected " + expected + ", content is " + actual);
+            }
+            if (expectedSize >= 0 && n != expectedSize) {
+                throw new BadInputException(what + ": size mismatch: expected " + expectedSize + " bytes, got " + n);
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+            }
+            return target;
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** Stores bytes already in memory (manifests, configs). */
+    public Path put(byte[] content, String what) throws IOException, BadInputException {
+        return put(Digest.of(content), content.length, new java.io.ByteArrayInputStream(content), what);
+    }
+}
