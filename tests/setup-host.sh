@@ -8,6 +8,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 packages=(qemu-system-arm qemu-system-x86 qemu-utils mmdebstrap squashfs-tools e2fsprogs kmod cpio xz-utils
           zstd golang-go util-linux bc openjdk-17-jdk-headless maven)
+# Only the tests need these: a local registry to pull from, and the host's own engines as
+# independent oracles that read an exported store.
+if [ "${VBAKE_SETUP_TESTS:-1}" = 1 ]; then
+    packages+=(docker-registry docker.io podman tar attr)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
