@@ -12,12 +12,18 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
-import org.vbake.agent.Protocol.ExitStatus;
 import org.vbake.api.Arch;
 import org.vbake.api.BadInputException;
 import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
+import java.util.Set;
+import org.vbake.image.GuestImages;
 import org.vbake.instance.StateDir;
+import org.vbake.runtime.ContainerRuntime;
+import org.vbake.session.StorageExporter;
+import org.vbake.session.StorageTrees;
+import org.vbake.storage.InputDisk;
+import org.vbake.storage.StorageFile;
 import org.vbake.instance.Trees;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
@@ -70,6 +76,39 @@ final class EngineCli {
         @Option(names = "--cpus", paramLabel = "N", description = "Guest CPUs (default 2).")
         int cpus;
 
+        @Option(names = "--storage", paramLabel = "FILE",
+                description = "After the command, write the engine's storage tree (/var/lib/docker or "
+                        + "/var/lib/containers/storage) to FILE: .tar, .tar.gz or .tar.zst. Unpack it into the rootfs "
+                        + "with xattrs kept (tar --xattrs --xattrs-include='*' --numeric-owner -p).")
+        Path storage;
+
+        @Option(names = "--storage-containers",
+                description = "Keep containers in the --storage export (default: images and volumes only).")
+        boolean storageContainers;
+
+        @Option(names = "--storage-driver", paramLabel = "DRIVER",
+                description = "overlay2 (docker default) or vfs; for podman overlay (default) or vfs. Use vfs when the "
+                        + "target's storage directory itself sits on overlayfs.")
+        String storageDriver;
+
+        @Option(names = "--input-storage", paramLabel = "TAR",
+                description = "Start from this storage tree (an earlier --storage export) instead of the state disk's "
+                        + "content, which it replaces.")
+        Path inputStorage;
+
+        @Option(names = "--insecure-registry", paramLabel = "HOST[:PORT]",
+                description = "Pull from this registry over plain http (repeatable). localhost and 127.0.0.0/8 always are.")
+        List<String> insecureRegistries = new ArrayList<>();
+
+        @Option(names = "--authfile", paramLabel = "FILE",
+                description = "Registry credentials (docker config.json or containers auth.json). Default: "
+                        + "$REGISTRY_AUTH_FILE, containers/auth.json, ~/.docker/config.json.")
+        Path authFile;
+
+        @Option(names = "--allow-arch-mismatch",
+                description = "Import a single-arch image even when it is not for the target arch.")
+        boolean allowArchMismatch;
+
         @Option(names = "--debug", description = "Show phase timings, the QEMU command line and log paths; stack traces on errors.")
         boolean debug;
 
@@ -120,7 +159,7 @@ final class EngineCli {
             if (args.command.get(0).equals("clean")) {
                 return clean(options, args.command.subList(1, args.command.size()));
             }
-            return runInGuest(options, args.command, events);
+            return runInGuest(options, args, events);
         } catch (VbakeException e) {
             err.println(config.prog() + ": " + e.getMessage());
             if (e.hint() != null) {
@@ -168,39 +207,84 @@ final class EngineCli {
                 .withSuite(suite)
                 .withStateRoot(stateDir)
                 .withCacheDir(cache != null && !cache.isBlank() ? Path.of(cache) : null)
-                .withResources(args.memoryMb, args.cpus);
+                .withResources(args.memoryMb, args.cpus)
+                .withStorageDriver(args.storageDriver);
     }
 
-    private int runInGuest(GuestOptions options, List<String> command, EventPrinter events)
+    private int runInGuest(GuestOptions options, Args args, EventPrinter events)
             throws VbakeException, InterruptedException {
+        ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
+        if (args.storage != null) {
+            StorageFile.check(args.storage, "--storage");
+        }
+        if (args.inputStorage != null && !Files.isRegularFile(args.inputStorage)) {
+            throw new BadInputException("--input-storage " + args.inputStorage + ": no such file");
+        }
+        Path cacheRoot = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
+        HostCommands.Settings settings = new HostCommands.Settings(Set.copyOf(args.insecureRegistries), args.authFile,
+                args.allowArchMismatch, config.env(), cacheRoot);
+        HostCommands host = new HostCommands(options, runtime, settings, events, stdin, out, err);
+        CommonsExecRunner runner = new CommonsExecRunner();
         AtomicInteger interrupts = new AtomicInteger();
-        try (GuestSession session = GuestSession.boot(options, new CommonsExecRunner(), events)) {
-            if (handleSignals) {
-                SignalForwarding.install(() -> {
-                    int n = interrupts.incrementAndGet();
-                    if (n == 1) {
-                        session.signalRunning(2);
-                    } else if (n == 2) {
-                        err.println(config.prog() + ": interrupted again: killing the guest command");
-                        session.signalRunning(9);
+        try (InputDisk disk = InputDisk.create(cacheRoot.resolve("tmp"))) {
+            HostCommands.Plan plan = host.plan(args.command, disk);
+            if (args.inputStorage != null) {
+                StorageTrees.stage(args.inputStorage, disk);
+            }
+            if (disk.hasFiles()) {
+                options = options.withInputDisk(disk.build(runner));
+            }
+            GuestSession.BeforeEngine before = session -> {
+                if (args.inputStorage != null) {
+                    StorageTrees.unpack(session, disk, events);
+                }
+                plan.beforeEngine(session);
+            };
+            try (GuestSession session = GuestSession.boot(options, runner, events, before)) {
+                if (handleSignals) {
+                    SignalForwarding.install(() -> {
+                        int n = interrupts.incrementAndGet();
+                        if (n == 1) {
+                            session.signalRunning(2);
+                        } else if (n == 2) {
+                            err.println(config.prog() + ": interrupted again: killing the guest command");
+                            session.signalRunning(9);
+                        } else {
+                            err.println(config.prog() + ": stopping the guest now");
+                            System.exit(ExitCodes.INTERRUPTED);
+                        }
+                    });
+                }
+                int code = plan.run(session);
+                out.flush();
+                if (args.storage != null) {
+                    if (code != 0) {
+                        err.println(config.prog() + ": not writing " + args.storage + ": the command failed");
                     } else {
-                        err.println(config.prog() + ": stopping the guest now");
-                        System.exit(ExitCodes.INTERRUPTED);
+                        new StorageExporter(events).export(session, args.storage, args.storageContainers,
+                                sourceDateEpoch());
                     }
-                });
+                }
+                return code;
             }
-            ExitStatus status = session.runCli(command, stdin, out, err);
-            if (status.error() != null) {
-                err.println(config.prog() + ": " + status.error());
-            }
-            out.flush();
-            return status.code();
         } catch (IOException e) {
-            throw new VbakeException(ExitCodes.FAILURE, "cannot write output: " + e.getMessage(), null, e);
+            throw new VbakeException(ExitCodes.FAILURE, "I/O error: " + e.getMessage(), null, e);
         } finally {
             if (handleSignals) {
                 SignalForwarding.reset();
             }
+        }
+    }
+
+    private Long sourceDateEpoch() throws BadInputException {
+        String v = config.env().get("SOURCE_DATE_EPOCH");
+        if (v == null || v.isBlank()) {
+            return null;
+        }
+        try {
+            return Long.parseLong(v.strip());
+        } catch (NumberFormatException e) {
+            throw new BadInputException("SOURCE_DATE_EPOCH must be a number of seconds, got '" + v + "'");
         }
     }
 

@@ -19,6 +19,8 @@ import org.vbake.kernel.KernelConfigCheck;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
 import org.vbake.session.GuestSession;
+import org.vbake.session.StorageTrees;
+import org.vbake.session.StoreVerifier;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -28,7 +30,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "vbake", mixinStandardHelpOptions = true, version = "vbake 0.1.0",
         description = "Bakes ready-to-run container storage for embedded Linux images in a target-arch QEMU guest.%n"
                 + "Engine commands: vdkr (docker) and vpdmn (podman).",
-        subcommands = {VbakeCli.Kernel.class, VbakeCli.Images.class, CommandLine.HelpCommand.class})
+        subcommands = {VbakeCli.Verify.class, VbakeCli.Kernel.class, VbakeCli.Images.class, CommandLine.HelpCommand.class})
 final class VbakeCli {
 
     static int run(String[] args, PrintStream out, PrintStream err, Map<String, String> env) {
@@ -180,6 +182,77 @@ final class VbakeCli {
                 spec.commandLine().getOut().flush();
                 return ExitCodes.OK;
             }
+        }
+    }
+
+    @Command(name = "verify", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Boots a fresh target-arch guest whose engine runs on nothing but STORAGE (a --storage export), "
+                    + "then for every image: reads every layer (save) and runs COMMAND in it. Reports per image; exit 0 "
+                    + "when all pass, 1 when any fails. The check to run before flashing.",
+            footerHeading = "%nExamples:%n",
+            footer = {"  vbake verify rootfs-docker.tar.zst --arch aarch64",
+                    "  vbake verify store.tar -a x86_64 -r podman -- /bin/sh -c 'test -x /bin/busybox'"})
+    static final class Verify implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "STORAGE", description = "The storage tree: .tar, .tar.gz or .tar.zst.")
+        Path storage;
+
+        @Parameters(index = "1..*", paramLabel = "COMMAND", description = "Run in each image (default: true).")
+        List<String> command = new ArrayList<>();
+
+        @Option(names = {"-a", "--arch"}, description = "Target arch: aarch64 or x86_64 (default: the host's).")
+        String arch;
+
+        @Option(names = {"-r", "--runtime"}, description = "docker or podman (default: told by the tree's layout).")
+        String runtime;
+
+        @Option(names = "--storage-driver", paramLabel = "DRIVER",
+                description = "overlay2/vfs (docker), overlay/vfs (podman); default: told by the tree's layout.")
+        String driver;
+
+        @Option(names = "--debug", description = "Phase timings and guest detail.")
+        boolean debug;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            if (!Files.isRegularFile(storage)) {
+                throw new BadInputException("no such storage tree: " + storage);
+            }
+            PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
+            EventPrinter events = new EventPrinter("vbake", err, debug);
+            StorageTrees.Origin origin = StorageTrees.sniff(storage);
+            RuntimeKind rk;
+            if (runtime != null) {
+                rk = runtime(runtime);
+            } else if (origin != null) {
+                rk = origin.runtime();
+            } else {
+                throw new BadInputException(storage + " does not look like a docker or podman storage tree",
+                        "pass --runtime if it is one");
+            }
+            String d = driver != null ? driver : origin != null && origin.runtime() == rk ? origin.driver() : null;
+            String cache = System.getenv("VBAKE_CACHE_DIR");
+            GuestOptions options = GuestOptions.defaults(arch(arch), rk)
+                    .withCacheDir(cache != null && !cache.isBlank() ? Path.of(cache) : null)
+                    .withStorageDriver(d);
+            List<String> cmd = command.isEmpty() ? List.of("true") : command;
+            StoreVerifier.Report report = new StoreVerifier(new CommonsExecRunner(), events)
+                    .verify(storage, options, cmd);
+            java.io.PrintWriter out = spec.commandLine().getOut();
+            for (StoreVerifier.ImageCheck c : report.images()) {
+                String label = c.id() + (c.names().isEmpty() ? "" : " " + String.join(", ", c.names()));
+                out.println((c.ok() ? "ok     " : "FAILED ") + label + (c.ok() ? "" : ": " + c.problem()));
+            }
+            if (report.images().isEmpty()) {
+                out.println("FAILED the tree holds no images");
+            }
+            long bad = report.images().stream().filter(c -> !c.ok()).count();
+            out.println(report.ok() ? "verified " + report.images().size() + " image(s) on " + options.arch() + " "
+                    + rk : "verify failed: " + bad + " of " + report.images().size() + " image(s)");
+            out.flush();
+            return report.ok() ? ExitCodes.OK : ExitCodes.FAILURE;
         }
     }
 

@@ -2,11 +2,13 @@ package org.vbake.runtime;
 
 import java.util.List;
 import org.vbake.agent.Protocol.EngineRequest;
+import org.vbake.api.BadInputException;
 import org.vbake.api.RuntimeKind;
 
 /**
  * What differs between docker and podman in a guest: the CLI, where the engine keeps its storage
- * (the state disk is mounted there), and how the engine is started and known to be ready.
+ * (the state disk is mounted there), its storage driver, how the engine is started and known to
+ * be ready, and which parts of the storage tree are runtime-only and so stay out of an export.
  */
 public interface ContainerRuntime {
 
@@ -15,16 +17,63 @@ public interface ContainerRuntime {
     /** The engine's CLI in the guest: {@code docker} or {@code podman}. */
     String cli();
 
+    /** Global options that go before every CLI command (podman's storage driver). */
+    List<String> cliGlobalArgs();
+
     /** Absolute guest path the state disk is mounted on. */
     String storagePath();
+
+    /** The storage driver in use: overlay2/vfs (docker), overlay/vfs (podman). */
+    String driver();
 
     /** What the agent starts at boot (an empty argv for daemonless engines). */
     EngineRequest engine(long timeoutMillis);
 
+    /** Directories on the state disk the engine expects to exist before it starts (absolute guest paths). */
+    default List<String> requiredDirs() {
+        return List.of();
+    }
+
     /** Environment for every CLI command in the guest. */
     List<String> cliEnv();
 
+    /**
+     * Paths under {@link #storagePath()} (relative, no leading slash) that a rootfs must not get:
+     * runtime state, host-specific identity, caches and the state disk's own lost+found.
+     */
+    List<String> exportExcludes();
+
+    /**
+     * The engine configuration a target needs to open an exported tree with the driver it was
+     * made with (podman's storage.conf), or null when the engine needs none (docker).
+     */
+    default String storageConf() {
+        return null;
+    }
+
     static ContainerRuntime of(RuntimeKind kind) {
-        return kind == RuntimeKind.DOCKER ? new DockerRuntime() : new PodmanRuntime();
+        return kind == RuntimeKind.DOCKER ? new DockerRuntime("overlay2") : new PodmanRuntime("overlay");
+    }
+
+    /** The runtime with a chosen storage driver; null picks the default. */
+    static ContainerRuntime of(RuntimeKind kind, String driver) throws BadInputException {
+        if (driver == null) {
+            return of(kind);
+        }
+        if (kind == RuntimeKind.DOCKER) {
+            if (!List.of("overlay2", "vfs").contains(driver)) {
+                throw new BadInputException("unknown docker storage driver '" + driver + "'",
+                        "choose overlay2 (default) or vfs");
+            }
+            return new DockerRuntime(driver);
+        }
+        if (driver.equals("overlay2")) {
+            driver = "overlay";
+        }
+        if (!List.of("overlay", "vfs").contains(driver)) {
+            throw new BadInputException("unknown podman storage driver '" + driver + "'",
+                    "choose overlay (default) or vfs");
+        }
+        return new PodmanRuntime(driver);
     }
 }

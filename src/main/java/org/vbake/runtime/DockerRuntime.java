@@ -4,11 +4,17 @@ import java.util.List;
 import org.vbake.agent.Protocol.EngineRequest;
 import org.vbake.api.RuntimeKind;
 
-/** dockerd with overlay2 on the state disk; containerd is started by dockerd itself. */
+/** dockerd on the state disk (overlay2 or vfs); containerd is started by dockerd itself. */
 final class DockerRuntime implements ContainerRuntime {
 
     static final String DATA_ROOT = "/var/lib/docker";
     static final String SOCKET = "/var/run/docker.sock";
+
+    private final String driver;
+
+    DockerRuntime(String driver) {
+        this.driver = driver;
+    }
 
     @Override
     public RuntimeKind kind() {
@@ -21,8 +27,18 @@ final class DockerRuntime implements ContainerRuntime {
     }
 
     @Override
+    public List<String> cliGlobalArgs() {
+        return List.of();
+    }
+
+    @Override
     public String storagePath() {
         return DATA_ROOT;
+    }
+
+    @Override
+    public String driver() {
+        return driver;
     }
 
     @Override
@@ -32,7 +48,7 @@ final class DockerRuntime implements ContainerRuntime {
         List<String> argv = List.of("dockerd",
                 "--data-root=" + DATA_ROOT,
                 "--host=unix://" + SOCKET,
-                "--storage-driver=overlay2",
+                "--storage-driver=" + driver,
                 "--iptables=false",
                 "--ip6tables=false",
                 "--bridge=none",
@@ -44,5 +60,14 @@ final class DockerRuntime implements ContainerRuntime {
     @Override
     public List<String> cliEnv() {
         return List.of("DOCKER_HOST=unix://" + SOCKET);
+    }
+
+    @Override
+    public List<String> exportExcludes() {
+        // runtimes/, tmp/, the containerd state of the daemon-managed containerd and network/
+        // (which holds this guest's networks) are rebuilt by the target's dockerd; engine-id
+        // must be unique per device; buildkit/ is a build cache.
+        return List.of("lost+found", "runtimes", "tmp", "containerd", "network", "engine-id", "buildkit",
+                "swarm", "overlay2/backingFsBlockDev", "vfs/backingFsBlockDev");
     }
 }

@@ -8,8 +8,11 @@ import org.vbake.api.RuntimeKind;
 /**
  * What a user chooses about a guest.
  *
- * @param stateRoot null for the default ({@code ~/.vdkr/<arch>})
- * @param stateSizeMb size of a new state disk (sparse file)
+ * @param stateRoot     null for the default ({@code ~/.vdkr/<arch>})
+ * @param stateSizeMb   size of a new state disk (sparse file)
+ * @param storageDriver engine storage driver ({@code overlay2}/{@code vfs} for docker, {@code overlay}/{@code vfs}
+ *                      for podman); null for the runtime's default
+ * @param inputDisk     read-only disk image with files to import, attached as serial {@code vbake-input}; null for none
  */
 public record GuestOptions(
         Arch arch,
@@ -20,27 +23,44 @@ public record GuestOptions(
         int memoryMb,
         int cpus,
         long stateSizeMb,
-        Duration bootTimeout) {
+        Duration bootTimeout,
+        String storageDriver,
+        Path inputDisk) {
 
     public static final String DEFAULT_SUITE = "trixie";
 
     public static GuestOptions defaults(Arch arch, RuntimeKind runtime) {
-        return new GuestOptions(arch, runtime, DEFAULT_SUITE, null, null, 0, 0, 32 * 1024, Duration.ofMinutes(3));
+        return new GuestOptions(arch, runtime, DEFAULT_SUITE, null, null, 0, 0, 32 * 1024, Duration.ofMinutes(3),
+                null, null);
     }
 
     public GuestOptions withSuite(String s) {
-        return new GuestOptions(arch, runtime, s, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout);
+        return new GuestOptions(arch, runtime, s, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
+                storageDriver, inputDisk);
     }
 
     public GuestOptions withStateRoot(Path p) {
-        return new GuestOptions(arch, runtime, suite, p, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout);
+        return new GuestOptions(arch, runtime, suite, p, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
+                storageDriver, inputDisk);
     }
 
     public GuestOptions withCacheDir(Path p) {
-        return new GuestOptions(arch, runtime, suite, stateRoot, p, memoryMb, cpus, stateSizeMb, bootTimeout);
+        return new GuestOptions(arch, runtime, suite, stateRoot, p, memoryMb, cpus, stateSizeMb, bootTimeout,
+                storageDriver, inputDisk);
     }
 
     public GuestOptions withResources(int mem, int n) {
-        return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, mem, n, stateSizeMb, bootTimeout);
+        return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, mem, n, stateSizeMb, bootTimeout,
+                storageDriver, inputDisk);
+    }
+
+    public GuestOptions withStorageDriver(String driver) {
+        return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
+                driver, inputDisk);
+    }
+
+    public GuestOptions withInputDisk(Path disk) {
+        return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
+                storageDriver, disk);
     }
 }

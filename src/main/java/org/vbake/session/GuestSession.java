@@ -69,13 +69,28 @@ public final class GuestSession implements AutoCloseable {
         Runtime.getRuntime().addShutdownHook(killOnExit);
     }
 
+    /** Work done in the guest after the agent answers and before the engine starts. */
+    @FunctionalInterface
+    public interface BeforeEngine {
+        void run(GuestSession session) throws VbakeException, InterruptedException;
+    }
+
     /** Boots a guest and waits until its engine answers. */
     public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events)
             throws VbakeException, InterruptedException {
+        return boot(options, runner, events, null);
+    }
+
+    /**
+     * Boots a guest, runs {@code beforeEngine} (e.g. unpacking a storage tree onto the state disk)
+     * and waits until the engine answers.
+     */
+    public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events,
+            BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
         if (!SUITES.contains(options.suite())) {
             throw new BadInputException("unknown suite '" + options.suite() + "'", "choose one of: trixie, bookworm");
         }
-        ContainerRuntime runtime = ContainerRuntime.of(options.runtime());
+        ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
         StateDir state = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
         QemuProfile profile = QemuProfile.load(options.arch());
         if (!onPath(profile.binary())) {
@@ -103,7 +118,8 @@ public final class GuestSession implements AutoCloseable {
             ensureStateDisk(state, options, runner, events);
             VmSpec spec = new VmSpec(image.kernel(), image.initrd(), image.toolsDisk(), state.stateDisk(),
                     state.agentSocket(), state.qmpSocket(), state.consoleLog(), state.pidFile(), Accel.TCG,
-                    options.memoryMb(), options.cpus(), List.of("vbake.state=" + runtime.storagePath()));
+                    options.memoryMb(), options.cpus(), List.of("vbake.state=" + runtime.storagePath()),
+                    options.inputDisk());
             events.on(new Event.Debug("state dir " + state.dir() + ", console log " + state.consoleLog()
                     + ", image " + image.dir()));
             long t1 = System.nanoTime();
@@ -119,7 +135,7 @@ public final class GuestSession implements AutoCloseable {
 
         GuestSession session = new GuestSession(options, state, runtime, events, lock, vm);
         try {
-            session.connect();
+            session.connect(beforeEngine);
             return session;
         } catch (VbakeException | InterruptedException | RuntimeException e) {
             session.close();
@@ -127,7 +143,7 @@ public final class GuestSession implements AutoCloseable {
         }
     }
 
-    private void connect() throws GuestException, InterruptedException {
+    private void connect(BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
         long t0 = System.nanoTime();
         long deadline = t0 + options.bootTimeout().toNanos();
         try {
@@ -149,6 +165,17 @@ public final class GuestSession implements AutoCloseable {
             Duration left = Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
             hello = agent.handshake(left);
             phase(events, "boot (qemu start to agent ready)", t0);
+            if (options.inputDisk() != null) {
+                mountInput();
+            }
+            if (beforeEngine != null) {
+                beforeEngine.run(this);
+            }
+            if (!runtime.requiredDirs().isEmpty()) {
+                List<String> mkdir = new ArrayList<>(List.of("mkdir", "-p"));
+                mkdir.addAll(runtime.requiredDirs());
+                check(mkdir, "prepare the engine's directories");
+            }
 
             long t1 = System.nanoTime();
             EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()),
@@ -181,6 +208,7 @@ public final class GuestSession implements AutoCloseable {
             throws GuestException, InterruptedException {
         List<String> argv = new ArrayList<>();
         argv.add(runtime.cli());
+        argv.addAll(runtime.cliGlobalArgs());
         argv.addAll(args);
         return exec(new ExecRequest(argv, runtime.cliEnv(), null, stdin != null), stdin, out, err);
     }
@@ -200,6 +228,105 @@ public final class GuestSession implements AutoCloseable {
             }
         } catch (IOException e) {
             throw guestFailure("lost the guest while running " + request.argv().get(0) + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static final String INPUT_MOUNT = org.vbake.storage.InputDisk.GUEST_MOUNT;
+
+    /** The agent binary in the guest, which also carries the guest-side tools (export-tree, ...). */
+    public static final String AGENT = "/usr/lib/vbake/vbake-agent";
+
+    private void mountInput() throws VbakeException, InterruptedException {
+        long t0 = System.nanoTime();
+        check(List.of("/bin/sh", "-c", "set -e; d=$(" + AGENT + " disk vbake-input); mkdir -p " + INPUT_MOUNT
+                + "; mount -t ext4 -o ro,noload \"$d\" " + INPUT_MOUNT), "mount the input disk");
+        phase(events, "input disk mounted", t0);
+    }
+
+    /**
+     * Runs a guest program that must succeed; its stdout is returned. A failure is an error naming
+     * {@code what} with the program's last stderr line; a full disk is reported as such.
+     */
+    public String check(List<String> argv, String what) throws VbakeException, InterruptedException {
+        return check(argv, what, null);
+    }
+
+    /** {@link #check(List, String)} with environment additions ({@code KEY=value}). */
+    public String check(List<String> argv, String what, List<String> env)
+            throws VbakeException, InterruptedException {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        ExitStatus st = exec(new ExecRequest(argv, env, null, false), null, out, err);
+        String stderr = err.toString(StandardCharsets.UTF_8).strip();
+        if (!st.succeeded()) {
+            throw commandFailure(what, st, stderr);
+        }
+        if (!stderr.isEmpty()) {
+            for (String line : stderr.split("\n")) {
+                events.on(new Event.Debug(argv.get(0) + ": " + line));
+            }
+        }
+        return out.toString(StandardCharsets.UTF_8);
+    }
+
+    /** Runs the engine CLI with {@code args}; it must succeed; returns its stdout. */
+    public String engine(List<String> args, String what) throws VbakeException, InterruptedException {
+        List<String> argv = new ArrayList<>();
+        argv.add(runtime.cli());
+        argv.addAll(runtime.cliGlobalArgs());
+        argv.addAll(args);
+        return check(argv, what, runtime.cliEnv());
+    }
+
+    /** Writes {@code content} to a guest file atomically (parent directories created). */
+    public void writeFile(String path, byte[] content) throws VbakeException, InterruptedException {
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        ExitStatus st = exec(new ExecRequest(List.of("/bin/sh", "-c",
+                "set -e; mkdir -p \"$(dirname \"$1\")\"; cat > \"$1.vbake-new\"; mv \"$1.vbake-new\" \"$1\"", "sh", path),
+                null, null, true), new java.io.ByteArrayInputStream(content), OutputStream.nullOutputStream(), err);
+        if (!st.succeeded()) {
+            throw commandFailure("write " + path + " in the guest", st, err.toString(StandardCharsets.UTF_8));
+        }
+    }
+
+    /** The error for a guest command that failed: exit 1, or 3 with a hint when the state disk is full. */
+    public VbakeException commandFailure(String what, ExitStatus st, String stderr) {
+        String[] lines = stderr.strip().split("\n");
+        String last = lines[lines.length - 1].strip();
+        String why = st.error() != null ? st.error()
+                : (last.isEmpty() ? "exit code " + st.code() : last + " (exit code " + st.code() + ")");
+        if (stderr.contains("no space left on device") || stderr.contains("No space left on device")) {
+            return new GuestException("cannot " + what + ": the state disk is full: " + why, state.consoleLog(), null);
+        }
+        return new VbakeException(1, "cannot " + what + ": " + why, null, null);
+    }
+
+    /**
+     * Writes the engine's storage tree as a tar to {@code out}: deterministic order, every xattr,
+     * device node and hardlink kept, runtime-only paths left out.
+     *
+     * @param extraExcludes more relative paths to leave out (e.g. containers)
+     * @param mtimeClamp    clamp every mtime to this (SOURCE_DATE_EPOCH), or null
+     */
+    public void exportStorage(OutputStream out, List<String> extraExcludes, Long mtimeClamp)
+            throws VbakeException, InterruptedException {
+        List<String> argv = new ArrayList<>(List.of(AGENT, "export-tree", "--root", runtime.storagePath()));
+        for (String x : runtime.exportExcludes()) {
+            argv.add("--exclude");
+            argv.add(x);
+        }
+        for (String x : extraExcludes) {
+            argv.add("--exclude");
+            argv.add(x);
+        }
+        if (mtimeClamp != null) {
+            argv.add("--mtime-clamp");
+            argv.add(Long.toString(mtimeClamp));
+        }
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        ExitStatus st = exec(new ExecRequest(argv, null, null, false), null, out, err);
+        if (!st.succeeded()) {
+            throw commandFailure("export the storage tree", st, err.toString(StandardCharsets.UTF_8));
         }
     }
 

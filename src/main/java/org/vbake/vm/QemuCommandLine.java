@@ -43,6 +43,9 @@ public final class QemuCommandLine {
 
         addDisk(argv, profile, "tools", spec.toolsDisk().toString(), true);
         addDisk(argv, profile, "state", spec.stateDisk().toString(), false);
+        if (spec.inputDisk() != null) {
+            addDisk(argv, profile, "input", spec.inputDisk().toString(), true);
+        }
 
         argv.addAll(List.of("-device", profile.serialBusDevice() + ",id=vser"));
         argv.addAll(List.of("-chardev",

@@ -7,6 +7,7 @@ import java.util.List;
  * Everything that varies between two boots of the same arch profile: files, sockets, sizes.
  *
  * @param kernelArgs appended after the profile's own arguments and the console
+ * @param inputDisk  optional read-only disk (serial {@code vbake-input}) with files for the guest to import; null for none
  */
 public record VmSpec(
         Path kernel,
@@ -20,9 +21,15 @@ public record VmSpec(
         Accel accel,
         int memoryMb,
         int cpus,
-        List<String> kernelArgs) {
+        List<String> kernelArgs,
+        Path inputDisk) {
 
     public VmSpec {
         kernelArgs = List.copyOf(kernelArgs);
+    }
+
+    public VmSpec withInputDisk(Path disk) {
+        return new VmSpec(kernel, initrd, toolsDisk, stateDisk, agentSocket, qmpSocket, consoleLog, pidFile, accel,
+                memoryMb, cpus, kernelArgs, disk);
     }
 }

@@ -135,6 +135,25 @@ class QemuCommandLineTest {
         assertThat(QemuDriver.launchArgv(profile, spec, false)).isEqualTo(plain);
     }
 
+    @Test
+    void inputDiskIsReadOnlyWithItsOwnSerial() {
+        QemuProfile profile = QemuProfile.load(Arch.AARCH64);
+
+        List<String> without = QemuCommandLine.build(profile, spec("/s", Accel.TCG, 0, 0));
+        List<String> with = QemuCommandLine.build(profile,
+                spec("/s", Accel.TCG, 0, 0).withInputDisk(Path.of("/in/put,1.img")));
+
+        assertThat(without).noneMatch(a -> a.contains("vbake-input"));
+        assertThat(with).containsSubsequence("-drive", "if=none,id=input,file=/in/put,,1.img,format=raw,readonly=on",
+                "-device", "virtio-blk-pci,drive=input,serial=vbake-input");
+        List<String> rest = new ArrayList<>(with);
+        rest.removeAll(List.of("-drive", "if=none,id=input,file=/in/put,,1.img,format=raw,readonly=on", "-device",
+                "virtio-blk-pci,drive=input,serial=vbake-input"));
+        List<String> base = new ArrayList<>(without);
+        base.removeAll(List.of("-drive", "-device"));
+        assertThat(rest).isEqualTo(base);
+    }
+
     private static VmSpec spec(String dir, Accel accel, int memoryMb, int cpus) {
         return new VmSpec(
                 Path.of(dir, "vmlinuz"),
@@ -146,7 +165,7 @@ class QemuCommandLineTest {
                 Path.of(dir, "console.log"),
                 Path.of(dir, "run", "qemu.pid"),
                 accel, memoryMb, cpus,
-                List.of("vbake.state=/var/lib/docker"));
+                List.of("vbake.state=/var/lib/docker"), null);
     }
 
     /** The argument after the only occurrence of {@code flag}. */

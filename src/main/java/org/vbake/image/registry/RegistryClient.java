@@ -138,6 +138,18 @@ public final class RegistryClient {
         this.plainHttpForLoopback = plainHttpForLoopback;
     }
 
+    private volatile boolean offline;
+
+    /**
+     * From now on, answer only from the blob cache: anything that needs the network fails with an
+     * error naming what is missing (for {@code bake --offline}). Only digest-pinned references can
+     * be resolved this way.
+     */
+    public RegistryClient offline() {
+        this.offline = true;
+        return this;
+    }
+
     /** Connect timeout 30 s; redirects are left to the RegistryClient. */
     public static HttpClient defaultHttpClient() {
         return HttpClient.newBuilder()
@@ -527,6 +539,10 @@ public final class RegistryClient {
     private HttpResponse<InputStream> send(HttpRequest request) throws VbakeException {
         URI uri = request.uri();
         String host = uri.getAuthority();
+        if (offline) {
+            throw new BadInputException("offline: " + host + uri.getPath() + " is not in the local cache",
+                    "run once without --offline to fill the cache (only digest-pinned references work offline)");
+        }
         try {
             return http.send(request, HttpResponse.BodyHandlers.ofInputStream());
         } catch (HttpConnectTimeoutException e) {

@@ -1,0 +1,324 @@
+package org.vbake.cli;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.vbake.agent.Protocol.ExitStatus;
+import org.vbake.api.BadInputException;
+import org.vbake.api.EventListener;
+import org.vbake.api.VbakeException;
+import org.vbake.image.BlobCache;
+import org.vbake.image.LocalImageSource;
+import org.vbake.image.ResolvedImage;
+import org.vbake.image.RootfsTar;
+import org.vbake.image.registry.ImageRef;
+import org.vbake.image.registry.RegistryAuth;
+import org.vbake.image.registry.RegistryClient;
+import org.vbake.runtime.ContainerRuntime;
+import org.vbake.session.GuestOptions;
+import org.vbake.session.GuestSession;
+import org.vbake.session.ImageLoader;
+import org.vbake.storage.InputDisk;
+import org.vbake.storage.StorageFile;
+
+/**
+ * The engine commands whose arguments name host files or registries: {@code pull}, {@code load
+ * -i}, {@code vimport}, {@code import} and {@code save -o}. Their inputs are read, verified and
+ * staged on the host before the guest boots; the guest only loads what is on its input disk.
+ * Every other command goes to the guest's engine unchanged.
+ */
+final class HostCommands {
+
+    /** Host-side preparation of one command, and what to run once the guest is up. */
+    interface Plan {
+        /** Before the engine starts (docker's RepoDigests). */
+        default void beforeEngine(GuestSession session) throws VbakeException, InterruptedException {
+        }
+
+        int run(GuestSession session) throws VbakeException, InterruptedException, IOException;
+    }
+
+    /** What the vdkr/vpdmn options say about registries and arch checks. */
+    record Settings(Set<String> insecureRegistries, Path authFile, boolean allowArchMismatch, Map<String, String> env,
+            Path cacheRoot) {
+    }
+
+    private final GuestOptions options;
+    private final ContainerRuntime runtime;
+    private final Settings settings;
+    private final EventListener events;
+    private final InputStream stdin;
+    private final OutputStream out;
+    private final PrintStream err;
+
+    HostCommands(GuestOptions options, ContainerRuntime runtime, Settings settings, EventListener events,
+            InputStream stdin, OutputStream out, PrintStream err) {
+        this.options = options;
+        this.runtime = runtime;
+        this.settings = settings;
+        this.events = events;
+        this.stdin = stdin;
+        this.out = out;
+        this.err = err;
+    }
+
+    /** The plan for {@code command}; files it needs go to {@code disk}. */
+    Plan plan(List<String> command, InputDisk disk) throws VbakeException, IOException, InterruptedException {
+        String verb = command.get(0);
+        List<String> rest = command.subList(1, command.size());
+        switch (verb) {
+            case "pull":
+                return pull(rest, disk);
+            case "load":
+                return load(rest, disk);
+            case "vimport":
+                return vimport(rest, disk);
+            case "import":
+                return importRootfs(rest, disk);
+            case "save":
+                return save(rest);
+            default:
+                return passthrough(command);
+        }
+    }
+
+    private Plan passthrough(List<String> command) {
+        return session -> exitCode(session.runCli(command, stdin, out, err));
+    }
+
+    private int exitCode(ExitStatus status) throws IOException {
+        if (status.error() != null) {
+            err.println(runtime.cli() + ": " + status.error());
+        }
+        out.flush();
+        return status.code();
+    }
+
+    private BlobCache cache() {
+        return new BlobCache(settings.cacheRoot());
+    }
+
+    private Plan pull(List<String> args, InputDisk disk) throws VbakeException, IOException, InterruptedException {
+        List<String> refs = new ArrayList<>();
+        boolean quiet = false;
+        for (String a : args) {
+            if (a.equals("-q") || a.equals("--quiet")) {
+                quiet = true;
+            } else if (a.startsWith("-")) {
+                throw new BadInputException("pull: option " + a + " is not supported (vbake pulls on the host for "
+                        + options.arch() + ")");
+            } else {
+                refs.add(a);
+            }
+        }
+        if (refs.isEmpty()) {
+            throw new BadInputException("pull: no image given", "e.g. pull docker.io/library/alpine:3.20");
+        }
+        RegistryClient client = new RegistryClient(settings.insecureRegistries(),
+                RegistryAuth.load(settings.authFile(), settings.env(), events), events);
+        ImageLoader loader = new ImageLoader(runtime, events);
+        List<ImageLoader.Staged> staged = new ArrayList<>();
+        int n = 0;
+        for (String r : refs) {
+            ImageRef ref = ImageRef.parse(r);
+            RegistryClient.Result result = client.resolve(ref, options.arch(), settings.allowArchMismatch(), cache());
+            List<String> tags = ref.tag() != null ? List.of(ref.name() + ":" + ref.tag()) : List.of();
+            staged.add(loader.stage(result.image(), tags, result.repoDigest(), disk, "pull-" + n++));
+        }
+        boolean q = quiet;
+        return new Plan() {
+            @Override
+            public void beforeEngine(GuestSession session) throws VbakeException, InterruptedException {
+                loader.addRepoDigests(session, staged);
+            }
+
+            @Override
+            public int run(GuestSession session) throws VbakeException, InterruptedException, IOException {
+                for (ImageLoader.Staged s : staged) {
+                    loader.load(session, s);
+                    String name = s.image().repository();
+                    String line = s.tags().isEmpty() ? name + "@" + s.repoDigest() : s.tags().get(0);
+                    if (!q) {
+                        print("Digest: " + s.repoDigest());
+                        print("Image ID: " + s.image().configDigest());
+                    }
+                    print(line);
+                }
+                return 0;
+            }
+        };
+    }
+
+    private Plan load(List<String> args, InputDisk disk) throws VbakeException, IOException, InterruptedException {
+        Path input = null;
+        boolean quiet = false;
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (a.equals("-i") || a.equals("--input")) {
+                if (i + 1 >= args.size()) {
+                    throw new BadInputException("load: " + a + " needs a file");
+                }
+                input = Path.of(args.get(++i));
+            } else if (a.startsWith("--input=")) {
+                input = Path.of(a.substring(8));
+            } else if (a.equals("-q") || a.equals("--quiet")) {
+                quiet = true;
+            } else {
+                throw new BadInputException("load: unexpected argument " + a, "usage: load [-q] [-i FILE]");
+            }
+        }
+        if (input == null) {
+            // From stdin, as the engine itself reads it.
+            return passthrough(prepend("load", args));
+        }
+        ResolvedImage image = LocalImageSource.read(input, null, options.arch(), settings.allowArchMismatch(),
+                cache(), events);
+        List<String> tags = new ArrayList<>();
+        for (String t : image.tags()) {
+            tags.add(ImageLoader.fullTag(t));
+        }
+        return imagePlan(image, tags, disk, quiet);
+    }
+
+    private Plan vimport(List<String> args, InputDisk disk) throws VbakeException, IOException, InterruptedException {
+        if (args.isEmpty() || args.size() > 2 || args.get(0).startsWith("-")) {
+            throw new BadInputException("vimport: usage: vimport PATH [NAME[:TAG]]",
+                    "PATH is an OCI layout directory, an oci-archive, a docker-archive, or a rootfs directory/tarball");
+        }
+        Path path = Path.of(args.get(0));
+        String name = args.size() > 1 ? args.get(1) : null;
+        LocalImageSource.Kind kind = LocalImageSource.detect(path);
+        if (kind == LocalImageSource.Kind.ROOTFS_DIR || kind == LocalImageSource.Kind.ROOTFS_TAR) {
+            List<String> importArgs = new ArrayList<>(List.of("import"));
+            return rootfsPlan(path, name, importArgs, disk);
+        }
+        ResolvedImage image = LocalImageSource.read(path, null, options.arch(), settings.allowArchMismatch(), cache(),
+                events);
+        List<String> tags = new ArrayList<>();
+        if (name != null) {
+            tags.add(ImageLoader.fullTag(name));
+        } else {
+            for (String t : image.tags()) {
+                tags.add(ImageLoader.fullTag(t));
+            }
+        }
+        return imagePlan(image, tags, disk, false);
+    }
+
+    private Plan imagePlan(ResolvedImage image, List<String> tags, InputDisk disk, boolean quiet)
+            throws IOException, VbakeException {
+        ImageLoader loader = new ImageLoader(runtime, events);
+        ImageLoader.Staged s = loader.stage(image, tags, null, disk, "image");
+        return session -> {
+            loader.load(session, s);
+            if (tags.isEmpty()) {
+                print("Loaded image ID: " + image.configDigest());
+            }
+            for (String t : tags) {
+                print("Loaded image: " + t);
+            }
+            return 0;
+        };
+    }
+
+    /** {@code import [OPTIONS] FILE|DIR [REPOSITORY[:TAG]]}: the rootfs goes over the input disk. */
+    private Plan importRootfs(List<String> args, InputDisk disk) throws VbakeException, IOException {
+        List<String> options = new ArrayList<>(List.of("import"));
+        String file = null;
+        String name = null;
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (a.startsWith("-") && !a.equals("-")) {
+                options.add(a);
+                boolean takesValue = List.of("-c", "--change", "-m", "--message", "--platform", "--arch", "--os",
+                        "--variant").contains(a);
+                if (takesValue && i + 1 < args.size()) {
+                    options.add(args.get(++i));
+                }
+            } else if (file == null) {
+                file = a;
+            } else if (name == null) {
+                name = a;
+            } else {
+                throw new BadInputException("import: too many arguments: " + a);
+            }
+        }
+        if (file == null) {
+            throw new BadInputException("import: no file given", "usage: import [OPTIONS] FILE|DIR|- [NAME[:TAG]]");
+        }
+        if (file.equals("-")) {
+            return passthrough(prepend("import", args));
+        }
+        if (file.matches("^[a-z]+://.*")) {
+            throw new BadInputException("import: " + file + ": the guest has no network; download it first");
+        }
+        return rootfsPlan(Path.of(file), name, options, disk);
+    }
+
+    private Plan rootfsPlan(Path path, String name, List<String> importArgs, InputDisk disk)
+            throws VbakeException, IOException {
+        if (!Files.exists(path)) {
+            throw new BadInputException(path + ": no such file or directory");
+        }
+        disk.write("rootfs.tar", o -> RootfsTar.write(path, o));
+        List<String> argv = new ArrayList<>(importArgs);
+        argv.add(disk.guestPath("rootfs.tar"));
+        if (name != null) {
+            argv.add(ImageLoader.fullTag(name));
+        }
+        return session -> exitCode(session.runCli(argv, null, out, err));
+    }
+
+    /** {@code save -o FILE}: the archive streams out of the guest into FILE, which appears only when complete. */
+    private Plan save(List<String> args) throws VbakeException, IOException {
+        Path output = null;
+        List<String> rest = new ArrayList<>(List.of("save"));
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (a.equals("-o") || a.equals("--output")) {
+                if (i + 1 >= args.size()) {
+                    throw new BadInputException("save: " + a + " needs a file");
+                }
+                output = Path.of(args.get(++i));
+            } else if (a.startsWith("--output=")) {
+                output = Path.of(a.substring(9));
+            } else {
+                rest.add(a);
+            }
+        }
+        if (output == null) {
+            return passthrough(rest);
+        }
+        Path target = output;
+        StorageFile.checkDirectory(target, "save -o");
+        return session -> {
+            try (StorageFile sf = StorageFile.createPlain(target, "save -o")) {
+                ExitStatus st = session.runCli(rest, null, sf.stream(), err);
+                if (st.succeeded()) {
+                    sf.commit();
+                }
+                return exitCode(st);
+            }
+        };
+    }
+
+    private static List<String> prepend(String verb, List<String> args) {
+        List<String> l = new ArrayList<>();
+        l.add(verb);
+        l.addAll(args);
+        return l;
+    }
+
+    private void print(String line) throws IOException {
+        out.write((line + "\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+}

@@ -1,0 +1,163 @@
+package org.vbake.session;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.vbake.api.BadInputException;
+import org.vbake.api.Event;
+import org.vbake.api.EventListener;
+import org.vbake.api.RuntimeKind;
+import org.vbake.api.VbakeException;
+import org.vbake.image.Digest;
+import org.vbake.image.DockerArchiveWriter;
+import org.vbake.image.OciLayoutWriter;
+import org.vbake.image.ResolvedImage;
+import org.vbake.image.registry.ImageRef;
+import org.vbake.runtime.ContainerRuntime;
+import org.vbake.storage.InputDisk;
+
+/**
+ * Puts host-resolved images into the guest's engine so that it holds them exactly as a pull
+ * would have left them: same image ID (the config bytes are passed through untouched), the
+ * requested tags, and the upstream manifest digest as RepoDigest.
+ *
+ * <p>docker gets a {@code docker save}-format archive with the layers already decompressed on
+ * the host (no gunzip under TCG); its RepoDigests are written into the reference store before
+ * dockerd starts, because no docker API can add one. podman pulls from an OCI layout holding the
+ * original manifest, so its stored manifest digest is the upstream one.
+ */
+public final class ImageLoader {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** One image staged on the input disk. */
+    public record Staged(ResolvedImage image, List<String> tags, String guestPath, Digest repoDigest) {
+    }
+
+    private final ContainerRuntime runtime;
+    private final EventListener events;
+
+    public ImageLoader(ContainerRuntime runtime, EventListener events) {
+        this.runtime = runtime;
+        this.events = events;
+    }
+
+    /**
+     * Writes {@code image} onto the input disk in the form this runtime loads fastest.
+     *
+     * @param tags       full references ({@code docker.io/library/alpine:3.20}) to give it
+     * @param repoDigest the digest users pull it by ({@code name@digest}), or null
+     */
+    public Staged stage(ResolvedImage image, List<String> tags, Digest repoDigest, InputDisk disk, String name)
+            throws IOException, VbakeException {
+        long t0 = System.nanoTime();
+        String guestPath;
+        if (runtime.kind() == RuntimeKind.DOCKER) {
+            List<String> familiar = new ArrayList<>();
+            for (String t : tags) {
+                familiar.add(familiar(ImageRef.parse(t)) + ":" + ImageRef.parse(t).tag());
+            }
+            ResolvedImage tagged = image.withTags(familiar);
+            disk.write(name + ".tar", out -> DockerArchiveWriter.write(tagged, out));
+            guestPath = disk.guestPath(name + ".tar");
+        } else {
+            OciLayoutWriter.write(image, disk.file(name), null);
+            guestPath = disk.guestPath(name);
+        }
+        events.on(new Event.Phase("staged " + image.source(),
+                java.time.Duration.ofNanos(System.nanoTime() - t0)));
+        return new Staged(image, tags, guestPath, repoDigest);
+    }
+
+    /**
+     * docker only, before the engine starts: records {@code name@digest} for each staged image
+     * that has a repository and a digest, in dockerd's reference store.
+     */
+    public void addRepoDigests(GuestSession session, List<Staged> staged) throws VbakeException, InterruptedException {
+        if (runtime.kind() != RuntimeKind.DOCKER) {
+            return;
+        }
+        List<Staged> withDigest = staged.stream()
+                .filter(s -> s.repoDigest() != null && s.image().repository() != null).toList();
+        if (withDigest.isEmpty()) {
+            return;
+        }
+        String path = runtime.storagePath() + "/image/" + runtime.driver() + "/repositories.json";
+        String current = session.check(List.of("/bin/sh", "-c", "cat \"$1\" 2>/dev/null || true", "sh", path),
+                "read the reference store");
+        ObjectNode root;
+        try {
+            root = current.isBlank() ? JSON.createObjectNode() : (ObjectNode) JSON.readTree(current);
+        } catch (IOException | ClassCastException e) {
+            throw new VbakeException(1, "the engine's reference store " + path + " is not valid JSON", null, null);
+        }
+        ObjectNode repos = root.has("Repositories") ? (ObjectNode) root.get("Repositories")
+                : root.putObject("Repositories");
+        for (Staged s : withDigest) {
+            String repo = familiar(ImageRef.parse(s.image().repository()));
+            ObjectNode refs = repos.has(repo) ? (ObjectNode) repos.get(repo) : repos.putObject(repo);
+            refs.put(repo + "@" + s.repoDigest(), s.image().configDigest().toString());
+        }
+        try {
+            session.writeFile(path, JSON.writeValueAsBytes(root));
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Loads one staged image into the running engine and gives it its tags. Returns the image ID. */
+    public String load(GuestSession session, Staged s) throws VbakeException, InterruptedException {
+        String what = "load " + s.image().source();
+        if (runtime.kind() == RuntimeKind.DOCKER) {
+            session.engine(List.of("load", "-q", "-i", s.guestPath()), what);
+        } else {
+            String out = session.engine(List.of("pull", "-q", "oci:" + s.guestPath()), what);
+            String[] lines = out.strip().split("\n");
+            String id = lines[lines.length - 1].strip();
+            if (!s.image().configDigest().hex().equals(id)) {
+                throw new VbakeException(1, "podman stored " + s.image().source() + " as " + id + ", expected "
+                        + s.image().configDigest().hex(), null, null);
+            }
+            // podman names an image pulled from a layout after the layout's path; the user's
+            // names replace that one.
+            session.engine(List.of("untag", id), what);
+            List<String> names = new ArrayList<>(s.tags());
+            if (names.isEmpty() && s.image().repository() != null && s.repoDigest() != null) {
+                // A name is needed for RepoDigests; a digest-only pull has no tag, so one is derived.
+                names.add(s.image().repository() + ":sha256-" + s.repoDigest().shortId());
+            }
+            for (String t : names) {
+                session.engine(List.of("tag", id, t), what);
+            }
+        }
+        events.on(new Event.Progress("loaded " + s.image().source() + " as "
+                + (s.tags().isEmpty() ? s.image().configDigest().shortId() : String.join(", ", s.tags()))
+                + " (" + s.image().platform() + ", image ID " + s.image().configDigest() + ")"));
+        return s.image().configDigest().toString();
+    }
+
+    /** docker's short form of a reference's name: {@code alpine}, {@code foo/bar}, {@code host:5000/x}. */
+    public static String familiar(ImageRef ref) {
+        if (ImageRef.DOCKER_HUB.equals(ref.registry())) {
+            String repo = ref.repository();
+            return repo.startsWith("library/") && repo.indexOf('/', 8) < 0 ? repo.substring(8) : repo;
+        }
+        return ref.registry() + "/" + ref.repository();
+    }
+
+    /** Normalises a user-given name to a full tagged reference ({@code x} → {@code docker.io/library/x:latest}). */
+    public static String fullTag(String name) throws BadInputException {
+        ImageRef ref = ImageRef.parse(name);
+        if (ref.digest() != null && ref.tag() == null) {
+            throw new BadInputException("cannot name an image by digest: " + name, "give a name:tag");
+        }
+        return ref.name() + ":" + (ref.tag() != null ? ref.tag() : "latest");
+    }
+
+    static String utf8(byte[] b) {
+        return new String(b, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,108 @@
+package org.vbake.session;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.vbake.api.Event;
+import org.vbake.api.EventListener;
+import org.vbake.api.VbakeException;
+import org.vbake.image.GuestImages;
+import org.vbake.instance.Trees;
+import org.vbake.process.ProcessRunner;
+import org.vbake.storage.InputDisk;
+
+/**
+ * The check before flashing: a fresh target-arch guest whose engine runs on nothing but the
+ * exported tree. Every image must be listed, be readable in full ({@code save} walks every layer
+ * through its tar-split data) and run a command.
+ */
+public final class StoreVerifier {
+
+    /** The outcome for one image. */
+    public record ImageCheck(String id, List<String> names, String problem) {
+        public boolean ok() {
+            return problem == null;
+        }
+    }
+
+    /** All images; ok when there is at least one and none failed. */
+    public record Report(List<ImageCheck> images) {
+        public boolean ok() {
+            return !images.isEmpty() && images.stream().allMatch(ImageCheck::ok);
+        }
+    }
+
+    private final ProcessRunner runner;
+    private final EventListener events;
+
+    public StoreVerifier(ProcessRunner runner, EventListener events) {
+        this.runner = runner;
+        this.events = events;
+    }
+
+    /**
+     * @param options arch, runtime, driver and resources; its state root and input disk are replaced
+     * @param command run in each image (e.g. {@code true})
+     */
+    public Report verify(Path tree, GuestOptions options, List<String> command)
+            throws VbakeException, InterruptedException, IOException {
+        Path cacheRoot = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
+        Path scratch = java.nio.file.Files.createDirectories(cacheRoot.resolve("tmp"));
+        Path stateRoot = java.nio.file.Files.createTempDirectory(scratch, "verify-");
+        try (InputDisk disk = InputDisk.create(scratch)) {
+            StorageTrees.stage(tree, disk);
+            GuestOptions fresh = options.withStateRoot(stateRoot).withInputDisk(disk.build(runner));
+            try (GuestSession session = GuestSession.boot(fresh, runner, events,
+                    s -> StorageTrees.unpack(s, disk, events))) {
+                return check(session, command);
+            }
+        } finally {
+            Trees.deleteTree(stateRoot);
+        }
+    }
+
+    private Report check(GuestSession session, List<String> command) throws VbakeException, InterruptedException {
+        String listing = session.engine(List.of("images", "--no-trunc", "--format", "{{.ID}}\t{{.Repository}}:{{.Tag}}"),
+                "list images");
+        Map<String, List<String>> byId = new LinkedHashMap<>();
+        for (String line : listing.strip().split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            String[] f = line.split("\t", 2);
+            String id = f[0].startsWith("sha256:") ? f[0] : "sha256:" + f[0];
+            List<String> names = byId.computeIfAbsent(id, k -> new ArrayList<>());
+            if (f.length > 1 && !f[1].contains("<none>")) {
+                names.add(f[1]);
+            }
+        }
+        List<ImageCheck> checks = new ArrayList<>();
+        for (Map.Entry<String, List<String>> e : byId.entrySet()) {
+            String id = e.getKey();
+            String label = id.substring(7, 19) + (e.getValue().isEmpty() ? "" : " " + String.join(", ", e.getValue()));
+            events.on(new Event.Progress("checking " + label));
+            String problem = null;
+            String cli = session.runtime().cli() + " " + String.join(" ", session.runtime().cliGlobalArgs());
+            try {
+                session.check(List.of("/bin/sh", "-c", cli + " save \"$1\" > /dev/null", "sh", id),
+                        "read every layer of " + label, session.runtime().cliEnv());
+            } catch (VbakeException ex) {
+                problem = ex.getMessage();
+            }
+            if (problem == null) {
+                List<String> run = new ArrayList<>(List.of("run", "--rm", "--network", "none", id));
+                run.addAll(command);
+                try {
+                    session.engine(run, "run '" + String.join(" ", command) + "' in " + label);
+                } catch (VbakeException ex) {
+                    problem = ex.getMessage();
+                }
+            }
+            checks.add(new ImageCheck(id, e.getValue(), problem));
+        }
+        return new Report(checks);
+    }
+}
