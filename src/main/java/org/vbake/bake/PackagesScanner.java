@@ -1,0 +1,286 @@
+package org.vbake.bake;
+
+import com.github.luben.zstd.ZstdInputStream;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.TreeMap;
+import java.util.zip.GZIPInputStream;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.vbake.bake.Packages.Distro;
+import org.vbake.bake.Packages.Package;
+import org.vbake.image.ResolvedImage;
+
+/**
+ * Replays an image's layers as overlayfs would stack them, but only for the few paths that hold
+ * package databases and os-release, so the final state of those files is known without unpacking
+ * the image.
+ */
+final class PackagesScanner {
+
+    static final String DPKG_STATUS = "var/lib/dpkg/status";
+    static final String DPKG_STATUS_D = "var/lib/dpkg/status.d/";
+    static final String APK_INSTALLED = "lib/apk/db/installed";
+    /** Berkeley DB (older RHEL, CentOS), sqlite (RHEL 9, Fedora) and SUSE's ndb, in both homes rpm has had. */
+    static final List<String> RPM_DATABASES = List.of(
+            "usr/lib/sysimage/rpm/Packages", "usr/lib/sysimage/rpm/Packages.db", "usr/lib/sysimage/rpm/rpmdb.sqlite",
+            "var/lib/rpm/Packages", "var/lib/rpm/Packages.db", "var/lib/rpm/rpmdb.sqlite");
+    static final String ETC_OS_RELEASE = "etc/os-release";
+    static final String USR_OS_RELEASE = "usr/lib/os-release";
+
+    /** A real dpkg status is a few MB; anything far larger is not one worth holding in memory. */
+    static final long MAX_FILE_BYTES = 64L << 20;
+    private static final int MAX_SYMLINK_HOPS = 8;
+
+    private static final String WHITEOUT = ".wh.";
+    private static final String OPAQUE = ".wh..wh..opq";
+
+    /**
+     * What a tracked path holds: its bytes, a symlink, or a reason why it is present but was not
+     * read. rpm databases are never read, only noticed.
+     */
+    private record Tracked(byte[] content, String symlinkTarget, String unreadReason) {
+
+        static Tracked content(byte[] bytes) {
+            return new Tracked(bytes, null, null);
+        }
+
+        static Tracked symlink(String target) {
+            return new Tracked(null, target, null);
+        }
+
+        static Tracked unread(String reason) {
+            return new Tracked(null, null, reason);
+        }
+    }
+
+    /** Tracked paths of the layers seen so far, sorted so that a directory's subtree is a range. */
+    private final NavigableMap<String, Tracked> files = new TreeMap<>();
+
+    private PackagesScanner() {
+    }
+
+    static Packages scan(ResolvedImage image) throws IOException {
+        PackagesScanner scanner = new PackagesScanner();
+        for (ResolvedImage.Layer layer : image.layers()) {
+            try {
+                scanner.applyLayer(layer.blob());
+            } catch (IOException | RuntimeException e) {
+                throw new IOException("layer " + layer.digest() + " of " + image.source() + ": " + e.getMessage(), e);
+            }
+        }
+        return scanner.result();
+    }
+
+    private void applyLayer(Path blob) throws IOException {
+        // Whiteouts hide only what lower layers hold, so this layer's own files are kept apart until its end.
+        Map<String, Tracked> added = new HashMap<>();
+        try (InputStream in = decompressed(blob); TarArchiveInputStream tar = new TarArchiveInputStream(in)) {
+            for (TarArchiveEntry e; (e = tar.getNextEntry()) != null; ) {
+                String path = normalize(e.getName());
+                if (path.isEmpty()) {
+                    continue;
+                }
+                int slash = path.lastIndexOf('/');
+                String dir = slash < 0 ? "" : path.substring(0, slash + 1);
+                String base = path.substring(slash + 1);
+                if (base.equals(OPAQUE)) {
+                    removeUnder(dir);
+                    continue;
+                }
+                if (base.startsWith(WHITEOUT + WHITEOUT)) {
+                    continue; // aufs bookkeeping (.wh..wh..plnk), not a file of the image
+                }
+                if (base.startsWith(WHITEOUT)) {
+                    removePathAndUnder(dir + base.substring(WHITEOUT.length()));
+                    continue;
+                }
+                if (e.isDirectory()) {
+                    // A directory merges with a lower one, but replaces a lower file of that name.
+                    files.remove(path);
+                    added.remove(path);
+                    continue;
+                }
+                removePathAndUnder(path);
+                if (!tracked(path)) {
+                    continue;
+                }
+                if (e.isSymbolicLink()) {
+                    added.put(path, Tracked.symlink(e.getLinkName()));
+                } else if (e.isLink()) {
+                    String target = normalize(e.getLinkName());
+                    Tracked t = added.containsKey(target) ? added.get(target) : files.get(target);
+                    added.put(path, t != null ? t : Tracked.unread("a hard link to " + target + ", which was not read"));
+                } else if (e.isFile()) {
+                    added.put(path, read(tar, e, path));
+                } else {
+                    added.remove(path);
+                }
+            }
+        }
+        files.putAll(added);
+    }
+
+    private static Tracked read(TarArchiveInputStream tar, TarArchiveEntry e, String path) throws IOException {
+        if (RPM_DATABASES.contains(path)) {
+            return Tracked.unread("rpm");
+        }
+        if (e.getSize() > MAX_FILE_BYTES) {
+            return Tracked.unread("larger than " + (MAX_FILE_BYTES >> 20) + " MiB");
+        }
+        byte[] bytes = tar.readNBytes((int) e.getSize());
+        if (bytes.length != e.getSize()) {
+            throw new IOException("truncated tar: " + path + " ends early");
+        }
+        return Tracked.content(bytes);
+    }
+
+    static boolean tracked(String path) {
+        if (path.startsWith(DPKG_STATUS_D)) {
+            return path.length() > DPKG_STATUS_D.length() && path.indexOf('/', DPKG_STATUS_D.length()) < 0;
+        }
+        return path.equals(DPKG_STATUS) || path.equals(APK_INSTALLED) || path.equals(ETC_OS_RELEASE)
+                || path.equals(USR_OS_RELEASE) || RPM_DATABASES.contains(path);
+    }
+
+    private void removePathAndUnder(String path) {
+        files.remove(path);
+        removeUnder(path + "/");
+    }
+
+    /** Removes everything below {@code dir} (which ends with '/', or is "" for the root). */
+    private void removeUnder(String dir) {
+        if (dir.isEmpty()) {
+            files.clear();
+        } else {
+            // '0' is the character after '/', so this is exactly the keys starting with dir.
+            files.subMap(dir, true, dir.substring(0, dir.length() - 1) + '0', false).clear();
+        }
+    }
+
+    /** {@code ./var/lib/}, {@code /var/lib} and {@code var//lib} all name {@code var/lib}. */
+    static String normalize(String name) {
+        Deque<String> parts = new ArrayDeque<>();
+        for (String part : name.split("/")) {
+            if (part.isEmpty() || part.equals(".")) {
+                continue;
+            }
+            if (part.equals("..")) {
+                parts.pollLast();
+            } else {
+                parts.addLast(part);
+            }
+        }
+        return String.join("/", parts);
+    }
+
+    /** Follows symlinks among tracked paths; null when the path, or what it points at, is absent or untracked. */
+    private Tracked resolve(String path) {
+        Tracked t = files.get(path);
+        for (int hops = 0; t != null && t.symlinkTarget() != null; hops++) {
+            if (hops == MAX_SYMLINK_HOPS) {
+                return null;
+            }
+            String target = t.symlinkTarget();
+            int slash = path.lastIndexOf('/');
+            path = normalize(target.startsWith("/") || slash < 0 ? target : path.substring(0, slash + 1) + target);
+            t = files.get(path);
+        }
+        return t;
+    }
+
+    private Packages result() {
+        List<Package> packages = new ArrayList<>();
+        List<String> notes = new ArrayList<>();
+        boolean database = false;
+
+        Tracked status = resolve(DPKG_STATUS);
+        if (status != null) {
+            database = true;
+            if (readable(DPKG_STATUS, status, notes)) {
+                packages.addAll(PackagesDatabases.dpkg(text(status), true));
+            }
+        }
+        for (String path : files.subMap(DPKG_STATUS_D, true, "var/lib/dpkg/status.d0", false).keySet()) {
+            if (path.endsWith(".md5sums")) {
+                continue; // distroless keeps each package's md5sums next to its control file
+            }
+            Tracked t = resolve(path);
+            if (t != null) {
+                database = true;
+                if (readable(path, t, notes)) {
+                    packages.addAll(PackagesDatabases.dpkg(text(t), false));
+                }
+            }
+        }
+        Tracked apk = resolve(APK_INSTALLED);
+        if (apk != null) {
+            database = true;
+            if (readable(APK_INSTALLED, apk, notes)) {
+                packages.addAll(PackagesDatabases.apk(text(apk)));
+            }
+        }
+        for (String rpm : RPM_DATABASES) {
+            if (resolve(rpm) != null) {
+                database = true;
+                notes.add("rpm database present, not read: /" + rpm);
+            }
+        }
+        if (!database) {
+            notes.add("no package database found (dpkg, apk or rpm)");
+        }
+
+        Tracked osRelease = resolve(ETC_OS_RELEASE);
+        if (osRelease == null) {
+            osRelease = resolve(USR_OS_RELEASE);
+        }
+        Distro distro = osRelease != null && osRelease.content() != null
+                ? PackagesDatabases.osRelease(text(osRelease)) : null;
+
+        return new Packages(packages.stream().sorted(Packages.ORDER).distinct().toList(), notes, distro);
+    }
+
+    private static boolean readable(String path, Tracked t, List<String> notes) {
+        if (t.content() == null) {
+            notes.add("/" + path + " not read: " + t.unreadReason());
+            return false;
+        }
+        return true;
+    }
+
+    private static String text(Tracked t) {
+        return new String(t.content(), StandardCharsets.UTF_8);
+    }
+
+    /** The tar inside a layer blob, by its magic: gzip, zstd, or plain. */
+    private static InputStream decompressed(Path blob) throws IOException {
+        InputStream raw = new BufferedInputStream(Files.newInputStream(blob), 1 << 16);
+        try {
+            raw.mark(4);
+            byte[] head = raw.readNBytes(4);
+            raw.reset();
+            if (head.length >= 2 && (head[0] & 0xff) == 0x1f && (head[1] & 0xff) == 0x8b) {
+                return new GZIPInputStream(raw, 1 << 16);
+            }
+            if (head.length == 4 && (head[0] & 0xff) == 0x28 && (head[1] & 0xff) == 0xb5 && (head[2] & 0xff) == 0x2f
+                    && (head[3] & 0xff) == 0xfd) {
+                return new ZstdInputStream(raw);
+            }
+            return raw;
+        } catch (IOException | RuntimeException e) {
+            raw.close();
+            throw e;
+        }
+    }
+}
