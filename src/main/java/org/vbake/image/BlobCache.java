@@ -24,6 +24,11 @@ public final class BlobCache {
         this.dir = cacheRoot.resolve("blobs").resolve("sha256");
     }
 
+    /** The directory blobs live in (created on demand); temporary files for large blobs go here too. */
+    public Path directory() throws IOException {
+        return Files.createDirectories(dir);
+    }
+
     public Path path(Digest d) {
         return dir.resolve(d.hex());
     }
@@ -41,6 +46,9 @@ public final class BlobCache {
             throws IOException, BadInputException {
         Path target = path(expected);
         if (Files.isRegularFile(target)) {
+            // Already here, but the input is still checked: a corrupt archive is an error even
+            // when an intact copy of the blob happens to be cached.
+            verify(expected, expectedSize, in, what);
             return target;
         }
         Files.createDirectories(dir);
@@ -67,6 +75,23 @@ public final class BlobCache {
             return target;
         } finally {
             Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** Reads {@code in} to the end and checks it hashes to {@code expected} (and has the size, if given). */
+    public static void verify(Digest expected, long expectedSize, InputStream in, String what)
+            throws IOException, BadInputException {
+        MessageDigest md = Digest.sha256();
+        long n;
+        try (DigestInputStream din = new DigestInputStream(in, md)) {
+            n = din.transferTo(OutputStream.nullOutputStream());
+        }
+        Digest actual = Digest.fromMessageDigest(md);
+        if (!actual.equals(expected)) {
+            throw new BadInputException(what + ": digest mismatch: expected " + expected + ", content is " + actual);
+        }
+        if (expectedSize >= 0 && n != expectedSize) {
+            throw new BadInputException(what + ": size mismatch: expected " + expectedSize + " bytes, got " + n);
         }
     }
 

@@ -188,9 +188,7 @@ final class DockerArchiveReader {
         Compression compression = Compression.sniff(in);
         if (compression == Compression.NONE) {
             long size = files.size(path);
-            if (!cache.contains(diffId)) {
-                cache.put(diffId, size, in, what);
-            }
+            cache.put(diffId, size, in, what);
             return new StoredLayer(diffId, size, compression);
         }
         Path tmp = Files.createTempFile(Files.createDirectories(cache.path(diffId).getParent()),

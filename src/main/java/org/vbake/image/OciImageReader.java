@@ -241,13 +241,11 @@ final class OciImageReader {
         return bytes;
     }
 
-    /** Streams every layer not yet cached into the cache; the cache checks digest and size. */
+    /** Streams every layer into the cache, which checks digest and size (also of blobs it already has). */
     private void copyLayers(List<Descriptor> layers) throws IOException, BadInputException {
         Map<String, Descriptor> byName = new LinkedHashMap<>();
         for (Descriptor d : layers) {
-            if (!cache.contains(d.digest())) {
-                byName.putIfAbsent(blobName(d, "layer"), d);
-            }
+            byName.putIfAbsent(blobName(d, "layer"), d);
         }
         files.stream(byName.keySet(), (name, in) -> {
             Descriptor d = byName.get(name);
