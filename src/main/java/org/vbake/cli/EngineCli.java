@@ -20,6 +20,7 @@ import java.util.Set;
 import org.vbake.image.GuestImages;
 import org.vbake.instance.StateDir;
 import org.vbake.runtime.ContainerRuntime;
+import org.vbake.session.PartitionExporter;
 import org.vbake.session.StorageExporter;
 import org.vbake.session.StorageTrees;
 import org.vbake.storage.InputDisk;
@@ -78,8 +79,9 @@ final class EngineCli {
 
         @Option(names = "--storage", paramLabel = "FILE",
                 description = "After the command, write the engine's storage tree (/var/lib/docker or "
-                        + "/var/lib/containers/storage) to FILE: .tar, .tar.gz or .tar.zst. Unpack it into the rootfs "
-                        + "with xattrs kept (tar --xattrs --xattrs-include='*' --numeric-owner -p).")
+                        + "/var/lib/containers/storage) to FILE: .tar, .tar.gz or .tar.zst (unpack it into the rootfs "
+                        + "with tar --xattrs --xattrs-include='*' --numeric-owner -p), or .ext4 for a partition image "
+                        + "holding the tree at its root.")
         Path storage;
 
         @Option(names = "--storage-containers",
@@ -214,7 +216,8 @@ final class EngineCli {
     private int runInGuest(GuestOptions options, Args args, EventPrinter events)
             throws VbakeException, InterruptedException {
         ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
-        if (args.storage != null) {
+        boolean partition = args.storage != null && PartitionExporter.wanted(args.storage);
+        if (args.storage != null && !partition) {
             StorageFile.check(args.storage, "--storage");
         }
         if (args.inputStorage != null && !Files.isRegularFile(args.inputStorage)) {
@@ -226,8 +229,14 @@ final class EngineCli {
         HostCommands host = new HostCommands(options, runtime, settings, events, stdin, out, err);
         CommonsExecRunner runner = new CommonsExecRunner();
         AtomicInteger interrupts = new AtomicInteger();
+        Path outputDisk = null;
         try (InputDisk disk = InputDisk.create(cacheRoot.resolve("tmp"))) {
             HostCommands.Plan plan = host.plan(args.command, disk);
+            if (partition) {
+                StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+                outputDisk = PartitionExporter.prepare(args.storage, sd.stateDisk(), runner);
+                options = options.withOutputDisk(outputDisk);
+            }
             if (args.inputStorage != null) {
                 StorageTrees.stage(args.inputStorage, disk);
             }
@@ -260,6 +269,9 @@ final class EngineCli {
                 if (args.storage != null) {
                     if (code != 0) {
                         err.println(config.prog() + ": not writing " + args.storage + ": the command failed");
+                    } else if (partition) {
+                        new StorageExporter(events).exportPartition(session, outputDisk, args.storage,
+                                args.storageContainers, sourceDateEpoch());
                     } else {
                         new StorageExporter(events).export(session, args.storage, args.storageContainers,
                                 sourceDateEpoch());
@@ -272,6 +284,13 @@ final class EngineCli {
         } finally {
             if (handleSignals) {
                 SignalForwarding.reset();
+            }
+            if (outputDisk != null) {
+                try {
+                    Files.deleteIfExists(outputDisk);   // left only when something failed
+                } catch (IOException ignored) {
+                    // a hidden .partial file is all that can remain
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ import org.vbake.kernel.KernelConfig;
 import org.vbake.kernel.KernelConfigCheck;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
+import org.vbake.bake.Baker;
 import org.vbake.session.GuestSession;
 import org.vbake.session.StorageTrees;
 import org.vbake.session.StoreVerifier;
@@ -30,7 +31,7 @@ import picocli.CommandLine.Parameters;
 @Command(name = "vbake", mixinStandardHelpOptions = true, version = "vbake 0.1.0",
         description = "Bakes ready-to-run container storage for embedded Linux images in a target-arch QEMU guest.%n"
                 + "Engine commands: vdkr (docker) and vpdmn (podman).",
-        subcommands = {VbakeCli.Verify.class, VbakeCli.Kernel.class, VbakeCli.Images.class, CommandLine.HelpCommand.class})
+        subcommands = {VbakeCli.Bake.class, VbakeCli.Verify.class, VbakeCli.Kernel.class, VbakeCli.Images.class, CommandLine.HelpCommand.class})
 final class VbakeCli {
 
     static int run(String[] args, PrintStream out, PrintStream err, Map<String, String> env) {
@@ -185,6 +186,96 @@ final class VbakeCli {
         }
     }
 
+    @Command(name = "bake", mixinStandardHelpOptions = true, sortOptions = false,
+            description = "Turns a manifest of images into the files an image recipe installs: the engine's storage "
+                    + "tree (storage.tar.zst), podman's storage.conf, systemd units or Quadlet files for autostarted "
+                    + "images, listing.json (images, digests, layers and the OS packages inside each) and a CycloneDX "
+                    + "SBOM. The same manifest gives byte-identical files; unchanged images are not imported again. "
+                    + "OUTDIR appears complete or not at all.",
+            footerHeading = "%nExamples:%n",
+            footer = {"  vbake bake examples/hello/bake.yaml -o build/hello-data",
+                    "  SOURCE_DATE_EPOCH=1735689600 vbake bake images.yaml -o out --progress=plain",
+                    "  vbake bake images.yaml -o out --offline        # from the cache only"})
+    static final class Bake implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "MANIFEST", description = "The bake manifest (.yaml, .yml or .json).")
+        Path manifest;
+
+        @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUTDIR",
+                description = "Output directory: new, empty, or an earlier bake's output (replaced).")
+        Path output;
+
+        @Option(names = "--offline", description = "Use only the local blob cache; fail on anything not in it.")
+        boolean offline;
+
+        @Option(names = "--fresh", description = "Start from an empty store instead of the previous bake's.")
+        boolean fresh;
+
+        @Option(names = "--state-dir", paramLabel = "DIR",
+                description = "Where the bake's engine store persists between bakes (default: in the cache).")
+        Path stateDir;
+
+        @Option(names = "--progress", paramLabel = "MODE", defaultValue = "auto",
+                description = "plain (lines, for recipe logs), json (one object per event), tty (one status line), "
+                        + "auto (tty on a terminal, else plain). Default: ${DEFAULT-VALUE}.")
+        String progress;
+
+        @Option(names = "--insecure-registry", paramLabel = "HOST[:PORT]",
+                description = "Pull from this registry over plain http (repeatable); loopback always is.")
+        List<String> insecure = new ArrayList<>();
+
+        @Option(names = "--authfile", paramLabel = "FILE", description = "Registry credentials file.")
+        Path authFile;
+
+        @Option(names = "--memory", paramLabel = "MB", description = "Guest memory in MiB (default 2048).")
+        int memoryMb;
+
+        @Option(names = "--cpus", paramLabel = "N", description = "Guest CPUs (default 2).")
+        int cpus;
+
+        @Option(names = "--debug", description = "Phase timings and guest detail.")
+        boolean debug;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            Map<String, String> env = System.getenv();
+            PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
+            EventPrinter events = new EventPrinter("vbake", err, debug, EventPrinter.Mode.parse(progress));
+            String cache = env.get("VBAKE_CACHE_DIR");
+            Path cacheRoot = cache != null && !cache.isBlank() ? Path.of(cache) : GuestImages.defaultCacheDir();
+            Long epoch = null;
+            String sde = env.get("SOURCE_DATE_EPOCH");
+            if (sde != null && !sde.isBlank()) {
+                try {
+                    epoch = Long.parseLong(sde.strip());
+                } catch (NumberFormatException e) {
+                    throw new BadInputException("SOURCE_DATE_EPOCH must be a number of seconds, got '" + sde + "'");
+                }
+            }
+            if (!Files.isRegularFile(manifest)) {
+                throw new BadInputException(manifest + ": no such manifest file");
+            }
+            Baker.Options options = new Baker.Options(manifest, output, cacheRoot, stateDir, offline, fresh,
+                    java.util.Set.copyOf(insecure), authFile, epoch, env, memoryMb, cpus);
+            Baker.Result r;
+            try {
+                r = new Baker(new CommonsExecRunner(), events).bake(options);
+            } finally {
+                events.clearStatus();
+            }
+            java.io.PrintWriter out = spec.commandLine().getOut();
+            for (Path f : r.files()) {
+                out.println(String.format(java.util.Locale.ROOT, "%-60s %10d", r.outDir().relativize(f), Files.size(f)));
+            }
+            out.println(String.format(java.util.Locale.ROOT, "baked %d image(s) into %s (%d imported, %d reused) in %.1f s",
+                    r.loaded() + r.reused(), r.outDir(), r.loaded(), r.reused(), r.took().toMillis() / 1000.0));
+            out.flush();
+            return ExitCodes.OK;
+        }
+    }
+
     @Command(name = "verify", mixinStandardHelpOptions = true, sortOptions = false,
             description = "Boots a fresh target-arch guest whose engine runs on nothing but STORAGE (a --storage export), "
                     + "then for every image: reads every layer (save) and runs COMMAND in it. Reports per image; exit 0 "
@@ -193,7 +284,9 @@ final class VbakeCli {
             footer = {"  vbake verify rootfs-docker.tar.zst --arch aarch64",
                     "  vbake verify store.tar -a x86_64 -r podman -- /bin/sh -c 'test -x /bin/busybox'"})
     static final class Verify implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "STORAGE", description = "The storage tree: .tar, .tar.gz or .tar.zst.")
+        @Parameters(index = "0", paramLabel = "STORAGE",
+                description = "The storage tree (.tar, .tar.gz or .tar.zst), or a bake's output directory: then its "
+                        + "storage tree, and its autostart units are started too.")
         Path storage;
 
         @Parameters(index = "1..*", paramLabel = "COMMAND", description = "Run in each image (default: true).")
@@ -217,6 +310,28 @@ final class VbakeCli {
 
         @Override
         public Integer call() throws Exception {
+            List<Path> units = new ArrayList<>();
+            if (Files.isDirectory(storage)) {
+                Path dir = storage;
+                storage = null;
+                for (String n : List.of("storage.tar.zst", "storage.tar.gz", "storage.tar")) {
+                    if (Files.isRegularFile(dir.resolve(n))) {
+                        storage = dir.resolve(n);
+                        break;
+                    }
+                }
+                if (storage == null) {
+                    throw new BadInputException(dir + " holds no storage.tar, storage.tar.gz or storage.tar.zst");
+                }
+                for (String sub : List.of("systemd", "quadlet")) {
+                    if (Files.isDirectory(dir.resolve(sub))) {
+                        try (var s = Files.list(dir.resolve(sub))) {
+                            s.filter(p -> p.toString().endsWith(".service") || p.toString().endsWith(".container"))
+                                    .sorted().forEach(units::add);
+                        }
+                    }
+                }
+            }
             if (!Files.isRegularFile(storage)) {
                 throw new BadInputException("no such storage tree: " + storage);
             }
@@ -239,18 +354,25 @@ final class VbakeCli {
                     .withStorageDriver(d);
             List<String> cmd = command.isEmpty() ? List.of("true") : command;
             StoreVerifier.Report report = new StoreVerifier(new CommonsExecRunner(), events)
-                    .verify(storage, options, cmd);
+                    .verify(storage, options, cmd, units);
             java.io.PrintWriter out = spec.commandLine().getOut();
             for (StoreVerifier.ImageCheck c : report.images()) {
                 String label = c.id() + (c.names().isEmpty() ? "" : " " + String.join(", ", c.names()));
                 out.println((c.ok() ? "ok     " : "FAILED ") + label + (c.ok() ? "" : ": " + c.problem()));
             }
+            for (StoreVerifier.UnitCheck u : report.units()) {
+                out.println((u.ok() ? "ok     " : "FAILED ") + "unit " + u.unit()
+                        + (u.ok() ? " (container " + u.container() + " running)" : ": " + u.problem()));
+            }
             if (report.images().isEmpty()) {
                 out.println("FAILED the tree holds no images");
             }
             long bad = report.images().stream().filter(c -> !c.ok()).count();
-            out.println(report.ok() ? "verified " + report.images().size() + " image(s) on " + options.arch() + " "
-                    + rk : "verify failed: " + bad + " of " + report.images().size() + " image(s)");
+            long badUnits = report.units().stream().filter(u -> !u.ok()).count();
+            out.println(report.ok() ? "verified " + report.images().size() + " image(s)"
+                    + (units.isEmpty() ? "" : " and " + units.size() + " unit(s)") + " on " + options.arch() + " " + rk
+                    : "verify failed: " + bad + " of " + report.images().size() + " image(s)"
+                            + (badUnits > 0 ? ", " + badUnits + " of " + units.size() + " unit(s)" : ""));
             out.flush();
             return report.ok() ? ExitCodes.OK : ExitCodes.FAILURE;
         }

@@ -61,6 +61,11 @@ public record ResolvedImage(
         return os + "/" + architecture + (variant != null ? "/" + variant : "");
     }
 
+    public ResolvedImage withSource(String newSource) {
+        return new ResolvedImage(newSource, repository, tags, manifestDigest, manifestBytes, manifestMediaType,
+                configDigest, configBytes, os, architecture, variant, layers);
+    }
+
     public ResolvedImage withTags(List<String> newTags) {
         return new ResolvedImage(source, repository, newTags, manifestDigest, manifestBytes, manifestMediaType,
                 configDigest, configBytes, os, architecture, variant, layers);

@@ -13,6 +13,7 @@ import org.vbake.api.RuntimeKind;
  * @param storageDriver engine storage driver ({@code overlay2}/{@code vfs} for docker, {@code overlay}/{@code vfs}
  *                      for podman); null for the runtime's default
  * @param inputDisk     read-only disk image with files to import, attached as serial {@code vbake-input}; null for none
+ * @param outputDisk    writable disk image for a filesystem the guest makes (serial {@code vbake-output}); null for none
  */
 public record GuestOptions(
         Arch arch,
@@ -25,42 +26,48 @@ public record GuestOptions(
         long stateSizeMb,
         Duration bootTimeout,
         String storageDriver,
-        Path inputDisk) {
+        Path inputDisk,
+        Path outputDisk) {
 
     public static final String DEFAULT_SUITE = "trixie";
 
     public static GuestOptions defaults(Arch arch, RuntimeKind runtime) {
         return new GuestOptions(arch, runtime, DEFAULT_SUITE, null, null, 0, 0, 32 * 1024, Duration.ofMinutes(3),
-                null, null);
+                null, null, null);
     }
 
     public GuestOptions withSuite(String s) {
         return new GuestOptions(arch, runtime, s, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk);
+                storageDriver, inputDisk, outputDisk);
     }
 
     public GuestOptions withStateRoot(Path p) {
         return new GuestOptions(arch, runtime, suite, p, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk);
+                storageDriver, inputDisk, outputDisk);
     }
 
     public GuestOptions withCacheDir(Path p) {
         return new GuestOptions(arch, runtime, suite, stateRoot, p, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk);
+                storageDriver, inputDisk, outputDisk);
     }
 
     public GuestOptions withResources(int mem, int n) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, mem, n, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk);
+                storageDriver, inputDisk, outputDisk);
     }
 
     public GuestOptions withStorageDriver(String driver) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                driver, inputDisk);
+                driver, inputDisk, outputDisk);
     }
 
     public GuestOptions withInputDisk(Path disk) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, disk);
+                storageDriver, disk, outputDisk);
+    }
+
+    public GuestOptions withOutputDisk(Path disk) {
+        return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
+                storageDriver, inputDisk, disk);
     }
 }

@@ -119,7 +119,7 @@ public final class GuestSession implements AutoCloseable {
             VmSpec spec = new VmSpec(image.kernel(), image.initrd(), image.toolsDisk(), state.stateDisk(),
                     state.agentSocket(), state.qmpSocket(), state.consoleLog(), state.pidFile(), Accel.TCG,
                     options.memoryMb(), options.cpus(), List.of("vbake.state=" + runtime.storagePath()),
-                    options.inputDisk());
+                    options.inputDisk(), options.outputDisk());
             events.on(new Event.Debug("state dir " + state.dir() + ", console log " + state.consoleLog()
                     + ", image " + image.dir()));
             long t1 = System.nanoTime();
@@ -278,11 +278,16 @@ public final class GuestSession implements AutoCloseable {
         return check(argv, what, runtime.cliEnv());
     }
 
-    /** Writes {@code content} to a guest file atomically (parent directories created). */
-    public void writeFile(String path, byte[] content) throws VbakeException, InterruptedException {
+    /**
+     * Writes {@code content} to a guest file atomically (parent directories created).
+     *
+     * @param mode octal permissions, as the program that owns the file would set them ({@code 600})
+     */
+    public void writeFile(String path, byte[] content, String mode) throws VbakeException, InterruptedException {
         java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
         ExitStatus st = exec(new ExecRequest(List.of("/bin/sh", "-c",
-                "set -e; mkdir -p \"$(dirname \"$1\")\"; cat > \"$1.vbake-new\"; mv \"$1.vbake-new\" \"$1\"", "sh", path),
+                "set -e; mkdir -p \"$(dirname \"$1\")\"; cat > \"$1.vbake-new\"; chmod \"$2\" \"$1.vbake-new\"; "
+                        + "mv \"$1.vbake-new\" \"$1\"", "sh", path, mode),
                 null, null, true), new java.io.ByteArrayInputStream(content), OutputStream.nullOutputStream(), err);
         if (!st.succeeded()) {
             throw commandFailure("write " + path + " in the guest", st, err.toString(StandardCharsets.UTF_8));

@@ -102,7 +102,8 @@ public final class ImageLoader {
             refs.put(repo + "@" + s.repoDigest(), s.image().configDigest().toString());
         }
         try {
-            session.writeFile(path, JSON.writeValueAsBytes(root));
+            // 0600 as dockerd writes it: a bake that only reads the store must leave the same bytes.
+            session.writeFile(path, JSON.writeValueAsBytes(root), "600");
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }

@@ -65,12 +65,33 @@ public final class StorageExporter {
         return written;
     }
 
+    /** {@code --storage x.ext4}: the tree as an ext4 image made on {@code disk} (the attached output disk). */
+    public List<Path> exportPartition(GuestSession session, Path disk, Path target, boolean withContainers,
+            Long mtimeClamp) throws VbakeException, InterruptedException {
+        ContainerRuntime rt = session.runtime();
+        List<String> excludes = withContainers ? List.of() : containerPaths(session, rt);
+        List<Path> written = new ArrayList<>();
+        written.add(new PartitionExporter(events).export(session, disk, target, excludes, mtimeClamp));
+        String conf = rt.storageConf();
+        if (conf != null) {
+            Path confFile = storageConfPath(target);
+            try {
+                Files.writeString(confFile, conf, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw new VbakeException(1, "cannot write " + confFile + ": " + e.getMessage(), null, e);
+            }
+            written.add(confFile);
+        }
+        return written;
+    }
+
     /** {@code out.tar.zst} → {@code out.storage.conf}, beside it. */
     public static Path storageConfPath(Path target) {
         String name = target.getFileName().toString();
         StorageFile.Format f = StorageFile.Format.forName(name);
         String base = f != null && name.toLowerCase(Locale.ROOT).endsWith(f.extension())
-                ? name.substring(0, name.length() - f.extension().length()) : name;
+                ? name.substring(0, name.length() - f.extension().length())
+                : name.toLowerCase(Locale.ROOT).endsWith(".ext4") ? name.substring(0, name.length() - 5) : name;
         return target.toAbsolutePath().resolveSibling(base + ".storage.conf");
     }
 

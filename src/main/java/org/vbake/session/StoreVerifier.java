@@ -28,10 +28,22 @@ public final class StoreVerifier {
         }
     }
 
-    /** All images; ok when there is at least one and none failed. */
-    public record Report(List<ImageCheck> images) {
+    /** One autostart unit, started as the target's init would start it. */
+    public record UnitCheck(String unit, String container, String problem) {
         public boolean ok() {
-            return !images.isEmpty() && images.stream().allMatch(ImageCheck::ok);
+            return problem == null;
+        }
+    }
+
+    /** All images and units; ok when there is at least one image and nothing failed. */
+    public record Report(List<ImageCheck> images, List<UnitCheck> units) {
+        public Report(List<ImageCheck> images) {
+            this(images, List.of());
+        }
+
+        public boolean ok() {
+            return !images.isEmpty() && images.stream().allMatch(ImageCheck::ok)
+                    && units.stream().allMatch(UnitCheck::ok);
         }
     }
 
@@ -49,6 +61,16 @@ public final class StoreVerifier {
      */
     public Report verify(Path tree, GuestOptions options, List<String> command)
             throws VbakeException, InterruptedException, IOException {
+        return verify(tree, options, command, List.of());
+    }
+
+    /**
+     * Also starts each autostart unit (a bake's {@code systemd/*.service} or {@code quadlet/*.container})
+     * the way the target would, and checks its container is running a moment later. Port
+     * publishing is left out: the guest has no network.
+     */
+    public Report verify(Path tree, GuestOptions options, List<String> command, List<Path> units)
+            throws VbakeException, InterruptedException, IOException {
         Path cacheRoot = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
         Path scratch = java.nio.file.Files.createDirectories(cacheRoot.resolve("tmp"));
         Path stateRoot = java.nio.file.Files.createTempDirectory(scratch, "verify-");
@@ -57,10 +79,46 @@ public final class StoreVerifier {
             GuestOptions fresh = options.withStateRoot(stateRoot).withInputDisk(disk.build(runner));
             try (GuestSession session = GuestSession.boot(fresh, runner, events,
                     s -> StorageTrees.unpack(s, disk, events))) {
-                return check(session, command);
+                Report images = check(session, command);
+                List<UnitCheck> unitChecks = new ArrayList<>();
+                for (Path unit : units) {
+                    unitChecks.add(startUnit(session, unit));
+                }
+                return new Report(images.images(), unitChecks);
             }
         } finally {
             Trees.deleteTree(stateRoot);
+        }
+    }
+
+    private UnitCheck startUnit(GuestSession session, Path unit) throws InterruptedException, IOException {
+        String name = unit.getFileName().toString();
+        List<String> run;
+        try {
+            run = AutostartCommand.runArgs(java.nio.file.Files.readString(unit), name);
+        } catch (IllegalArgumentException e) {
+            return new UnitCheck(name, null, e.getMessage());
+        }
+        String container = AutostartCommand.containerName(run);
+        events.on(new Event.Progress("starting " + name + " as the target's init would"));
+        try {
+            session.engine(run, "start " + name);
+            Thread.sleep(2000);
+            String state = session.engine(List.of("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
+                    container), "inspect " + container).strip();
+            if (!state.startsWith("running")) {
+                String logs = "";
+                try {
+                    logs = session.engine(List.of("logs", "--tail", "5", container), "read logs").strip();
+                } catch (VbakeException ignored) {
+                    // the state says enough
+                }
+                return new UnitCheck(name, container, "container " + container + " is not running (" + state + ")"
+                        + (logs.isEmpty() ? "" : ": " + logs.replace('\n', ' ')));
+            }
+            return new UnitCheck(name, container, null);
+        } catch (VbakeException e) {
+            return new UnitCheck(name, container, e.getMessage());
         }
     }
 

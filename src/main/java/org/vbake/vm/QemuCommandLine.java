@@ -46,6 +46,9 @@ public final class QemuCommandLine {
         if (spec.inputDisk() != null) {
             addDisk(argv, profile, "input", spec.inputDisk().toString(), true);
         }
+        if (spec.outputDisk() != null) {
+            addDisk(argv, profile, "output", spec.outputDisk().toString(), false);
+        }
 
         argv.addAll(List.of("-device", profile.serialBusDevice() + ",id=vser"));
         argv.addAll(List.of("-chardev",

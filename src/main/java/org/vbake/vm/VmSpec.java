@@ -8,6 +8,7 @@ import java.util.List;
  *
  * @param kernelArgs appended after the profile's own arguments and the console
  * @param inputDisk  optional read-only disk (serial {@code vbake-input}) with files for the guest to import; null for none
+ * @param outputDisk optional writable disk (serial {@code vbake-output}) the guest makes a filesystem on; null for none
  */
 public record VmSpec(
         Path kernel,
@@ -22,7 +23,8 @@ public record VmSpec(
         int memoryMb,
         int cpus,
         List<String> kernelArgs,
-        Path inputDisk) {
+        Path inputDisk,
+        Path outputDisk) {
 
     public VmSpec {
         kernelArgs = List.copyOf(kernelArgs);
@@ -30,6 +32,11 @@ public record VmSpec(
 
     public VmSpec withInputDisk(Path disk) {
         return new VmSpec(kernel, initrd, toolsDisk, stateDisk, agentSocket, qmpSocket, consoleLog, pidFile, accel,
-                memoryMb, cpus, kernelArgs, disk);
+                memoryMb, cpus, kernelArgs, disk, outputDisk);
+    }
+
+    public VmSpec withOutputDisk(Path disk) {
+        return new VmSpec(kernel, initrd, toolsDisk, stateDisk, agentSocket, qmpSocket, consoleLog, pidFile, accel,
+                memoryMb, cpus, kernelArgs, inputDisk, disk);
     }
 }

@@ -148,6 +148,40 @@ class ImportExportIT {
                 .contains("verify failed: 1 of 1 image(s)");
     }
 
+    @ParameterizedTest(name = "{0} on aarch64: --storage x.ext4 is a partition image the host engine reads")
+    @org.junit.jupiter.params.provider.EnumSource(RuntimeKind.class)
+    void ext4PartitionImageHoldsTheSameTree(RuntimeKind runtime) throws Exception {
+        Arch arch = Arch.AARCH64;
+        Path archive = work.resolve("single-ext4-" + runtime.id() + ".oci.tar");
+        TestImages.Expected single = TestImages.single(platform(arch), busybox.get(arch)).writeOciArchive(archive);
+        Path image = work.resolve("data-" + runtime.id() + ".ext4");
+
+        Result r = cli(arch, runtime, "--storage", image.toString(), "vimport", archive.toString(), "local/ext4:1");
+
+        assertThat(r.code).as(r.err).isZero();
+        assertThat(image).isRegularFile();
+        // Mounted read-only on the host (loop device), tarred with GNU tar keeping xattrs, and
+        // handed to the host engine like any export.
+        Path mnt = Files.createDirectories(work.resolve("mnt-" + runtime.id()));
+        Path tree = work.resolve("from-ext4-" + runtime.id() + ".tar");
+        run("mount", "-o", "loop,ro", image.toString(), mnt.toString());
+        try {
+            run("tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "--exclude=./lost+found", "-C",
+                    mnt.toString(), "-cf", tree.toString(), ".");
+        } finally {
+            run("umount", mnt.toString());
+        }
+        Oracle.Result host = Oracle.forProject().run(engine(runtime), tree,
+                work.resolve("oracle-ext4-" + runtime.id()), "docker.io/local/ext4:1");
+        assertThat(host.differencesFrom(single.single())).isEmpty();
+    }
+
+    private static void run(String... argv) throws Exception {
+        Process p = new ProcessBuilder(argv).redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as(String.join(" ", argv) + ": " + log).isZero();
+    }
+
     /** Copies the tree without one layer directory (the first one in it); returns the layer's dir name. */
     private static String removeOneLayer(Path tree, Path out, RuntimeKind runtime) throws Exception {
         String prefix = runtime == RuntimeKind.DOCKER ? "./overlay2/" : "./overlay/";

@@ -154,6 +154,16 @@ class QemuCommandLineTest {
         assertThat(rest).isEqualTo(base);
     }
 
+    @Test
+    void outputDiskIsWritableWithItsOwnSerial() {
+        List<String> argv = QemuCommandLine.build(QemuProfile.load(Arch.X86_64),
+                spec("/s", Accel.TCG, 0, 0).withOutputDisk(Path.of("/o/data.ext4")));
+
+        assertThat(argv).containsSubsequence("-drive",
+                "if=none,id=output,file=/o/data.ext4,format=raw,cache=writeback,discard=unmap",
+                "-device", "virtio-blk-pci,drive=output,serial=vbake-output");
+    }
+
     private static VmSpec spec(String dir, Accel accel, int memoryMb, int cpus) {
         return new VmSpec(
                 Path.of(dir, "vmlinuz"),
@@ -165,7 +175,7 @@ class QemuCommandLineTest {
                 Path.of(dir, "console.log"),
                 Path.of(dir, "run", "qemu.pid"),
                 accel, memoryMb, cpus,
-                List.of("vbake.state=/var/lib/docker"), null);
+                List.of("vbake.state=/var/lib/docker"), null, null);
     }
 
     /** The argument after the only occurrence of {@code flag}. */

@@ -581,8 +581,10 @@ class RegistryClientTest {
                     () -> httpsOnly(Set.of(), Duration.ofSeconds(10)).resolve(ImageRef.parse(host + "/a/b:1"),
                             Arch.AARCH64, false, cache));
 
-            assertThat(e).hasMessageStartingWith("cannot reach registry " + host + ": TLS failed");
-            assertThat(e.hint()).isEqualTo("if " + host + " serves plain http, pass --insecure-registry " + host);
+            // Usually the handshake fails at once ("TLS failed"); on a loaded machine the JDK may
+            // still be waiting when the timeout hits. Either way the hint must name the flag.
+            assertThat(e).hasMessageStartingWith("cannot reach registry " + host + ": ");
+            assertThat(e.hint()).contains("pass --insecure-registry " + host);
         }
     }
 

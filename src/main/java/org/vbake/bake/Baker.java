@@ -1,0 +1,395 @@
+package org.vbake.bake;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.vbake.api.BadInputException;
+import org.vbake.api.Event;
+import org.vbake.api.EventListener;
+import org.vbake.api.RuntimeKind;
+import org.vbake.api.VbakeException;
+import org.vbake.image.BlobCache;
+import org.vbake.image.Digest;
+import org.vbake.image.LocalImageSource;
+import org.vbake.image.ResolvedImage;
+import org.vbake.image.RootfsImage;
+import org.vbake.image.registry.ImageRef;
+import org.vbake.image.registry.RegistryAuth;
+import org.vbake.image.registry.RegistryClient;
+import org.vbake.instance.Trees;
+import org.vbake.process.ProcessRunner;
+import org.vbake.runtime.ContainerRuntime;
+import org.vbake.session.GuestOptions;
+import org.vbake.session.GuestSession;
+import org.vbake.session.ImageLoader;
+import org.vbake.storage.InputDisk;
+import org.vbake.storage.StorageFile;
+import org.vbake.storage.TreeNormalizer;
+
+/**
+ * {@code vbake bake}: a manifest in, a reproducible storage tree and its bill of materials out.
+ *
+ * <p>Every image is resolved and verified on the host first (a registry pull pinned by digest, a
+ * local layout or archive), then one guest boot loads what the bake's own state disk does not
+ * hold yet, drops what the manifest no longer names, and exports the tree. Random ids the engine
+ * chose are replaced by ones derived from content, so the same manifest gives the same bytes.
+ * Everything is written into a temporary directory beside the output, which replaces the output
+ * only when complete.
+ */
+public final class Baker {
+
+    /** What a bake needs besides the manifest. */
+    public record Options(Path manifest, Path outDir, Path cacheRoot, Path stateRoot, boolean offline, boolean fresh,
+            Set<String> insecureRegistries, Path authFile, Long sourceDateEpoch, Map<String, String> env,
+            int memoryMb, int cpus) {
+    }
+
+    /** What a bake produced. */
+    public record Result(Path outDir, List<Path> files, int loaded, int reused, Duration took) {
+    }
+
+    /** The name of the listing; its presence marks a directory as a bake's output. */
+    public static final String LISTING = "listing.json";
+
+    private final ProcessRunner runner;
+    private final EventListener events;
+
+    public Baker(ProcessRunner runner, EventListener events) {
+        this.runner = runner;
+        this.events = events;
+    }
+
+    private record Planned(BakeManifest.Image entry, ResolvedImage image, Digest repoDigest, List<String> tags) {
+    }
+
+    public Result bake(Options o) throws VbakeException, InterruptedException, IOException {
+        long t0 = System.nanoTime();
+        BakeManifest manifest = BakeManifestReader.read(o.manifest());
+        checkOutput(o.outDir());
+        ContainerRuntime runtime = ContainerRuntime.of(manifest.runtime(), manifest.driver());
+        long epoch = o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L;
+        BlobCache cache = new BlobCache(o.cacheRoot());
+
+        List<Planned> planned = resolve(manifest, o, cache, epoch);
+
+        Path parent = o.outDir().toAbsolutePath().getParent();
+        Path work = Files.createTempDirectory(parent, "." + o.outDir().getFileName() + ".partial-");
+        int loaded;
+        try {
+            Path rawTree = work.resolve(".raw-tree.tar");
+            loaded = runGuest(manifest, runtime, planned, o, rawTree);
+            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, rawTree, epoch);
+            Files.delete(rawTree);
+            replace(work, o.outDir());
+            List<Path> finalFiles = new ArrayList<>();
+            for (Path f : files) {
+                finalFiles.add(o.outDir().resolve(work.relativize(f)));
+            }
+            Duration took = Duration.ofNanos(System.nanoTime() - t0);
+            events.on(new Event.Phase("bake", took));
+            return new Result(o.outDir(), finalFiles, loaded, planned.size() - loaded, took);
+        } finally {
+            if (Files.exists(work)) {
+                Trees.deleteTree(work);
+            }
+        }
+    }
+
+    private List<Planned> resolve(BakeManifest manifest, Options o, BlobCache cache, long epoch)
+            throws VbakeException, IOException {
+        RegistryClient client = null;
+        List<Planned> planned = new ArrayList<>();
+        for (BakeManifest.Image entry : manifest.images()) {
+            try {
+                ResolvedImage image;
+                Digest repoDigest = null;
+                List<String> tags = new ArrayList<>();
+                switch (entry.kind()) {
+                    case REF: {
+                        if (client == null) {
+                            client = new RegistryClient(o.insecureRegistries(),
+                                    RegistryAuth.load(o.authFile(), o.env(), events), events);
+                            if (o.offline()) {
+                                client.offline();
+                            }
+                        }
+                        ImageRef ref = ImageRef.parse(entry.ref());
+                        RegistryClient.Result r = client.resolve(ref, manifest.arch(), false, cache);
+                        image = r.image();
+                        repoDigest = r.repoDigest();
+                        if (ref.tag() != null) {
+                            tags.add(ref.name() + ":" + ref.tag());
+                        }
+                        break;
+                    }
+                    case ROOTFS:
+                        events.on(new Event.Progress("making a one-layer image of " + entry.path()));
+                        image = RootfsImage.build(entry.path(), manifest.arch(), entry.command(), Map.of(), epoch, cache);
+                        break;
+                    default:
+                        image = LocalImageSource.read(entry.path(), null, manifest.arch(), false, cache, events);
+                        tags.addAll(image.tags());
+                }
+                if (entry.name() != null) {
+                    tags.add(0, ImageLoader.fullTag(entry.name()));
+                }
+                for (String t : entry.tags()) {
+                    tags.add(ImageLoader.fullTag(t));
+                }
+                // Named as the manifest names it, not by host path: the listing stays the same on any checkout.
+                image = image.withSource(entry.kind().key() + " " + entry.source());
+                planned.add(new Planned(entry, image, repoDigest, dedupe(tags)));
+            } catch (BadInputException e) {
+                throw new BadInputException(entry.describe() + ": " + e.getMessage(), e.hint());
+            }
+        }
+        return planned;
+    }
+
+    /** One boot: load what is missing, drop what is not wanted, export the raw tree. Returns how many were loaded. */
+    private int runGuest(BakeManifest manifest, ContainerRuntime runtime, List<Planned> planned, Options o,
+            Path rawTree) throws VbakeException, InterruptedException, IOException {
+        Path stateRoot = o.stateRoot() != null ? o.stateRoot()
+                : o.cacheRoot().resolve("bake").resolve(manifest.arch().id() + "-" + runtime.kind().id() + "-"
+                        + runtime.driver());
+        GuestOptions options = GuestOptions.defaults(manifest.arch(), manifest.runtime())
+                .withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
+                .withResources(o.memoryMb(), o.cpus());
+        ImageLoader loader = new ImageLoader(runtime, events);
+        if (o.fresh() && Files.exists(stateRoot)) {
+            events.on(new Event.Progress("--fresh: removing the previous bake's store " + stateRoot));
+            Trees.deleteTree(stateRoot);
+        }
+        Set<String> present = presentImages(stateRoot, manifest);
+        try (InputDisk disk = InputDisk.create(o.cacheRoot().resolve("tmp"))) {
+            List<ImageLoader.Staged> staged = new ArrayList<>();
+            List<ImageLoader.Staged> all = new ArrayList<>();
+            int i = 0;
+            for (Planned p : planned) {
+                boolean have = present.contains(p.image().configDigest().toString());
+                ImageLoader.Staged s = have
+                        ? new ImageLoader.Staged(p.image(), p.tags(), null, p.repoDigest())
+                        : loader.stage(p.image(), p.tags(), p.repoDigest(), disk, "image-" + i);
+                i++;
+                all.add(s);
+                if (!have) {
+                    staged.add(s);
+                }
+            }
+            if (disk.hasFiles()) {
+                options = options.withInputDisk(disk.build(runner));
+            }
+            events.on(new Event.Progress("booting the " + manifest.arch() + " " + runtime.kind().id() + " guest ("
+                    + staged.size() + " image(s) to load, " + (planned.size() - staged.size()) + " already there)"));
+            try (GuestSession session = GuestSession.boot(options, runner, events,
+                    s -> loader.addRepoDigests(s, all))) {
+                Map<String, List<String>> before = listImages(session);
+                for (ImageLoader.Staged s : all) {
+                    if (s.guestPath() == null && !before.containsKey(s.image().configDigest().toString())) {
+                        throw new VbakeException(1, "the bake store " + stateRoot + " no longer holds "
+                                + s.image().source(), "run again with --fresh", null);
+                    }
+                }
+                for (ImageLoader.Staged s : staged) {
+                    loader.load(session, s);
+                }
+                reconcile(session, runtime, all, before);
+                events.on(new Event.Progress("exporting the " + runtime.storagePath() + " tree"));
+                try (StorageFile raw = StorageFile.create(rawTree, "bake")) {
+                    // volumes/metadata.db is a bolt database whose bytes change on every open;
+                    // dockerd recreates it, and a bake holds no volumes.
+                    session.exportStorage(raw.stream(), List.of("containers", "image/" + runtime.driver()
+                            + "/layerdb/mounts", "volumes/metadata.db"), o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L);
+                    raw.commit();
+                }
+                saveRecord(stateRoot, manifest, all);
+            }
+            return staged.size();
+        }
+    }
+
+    /** Image IDs the bake state disk held after the last successful bake (a hint; checked in the guest). */
+    private static Set<String> presentImages(Path stateRoot, BakeManifest manifest) throws IOException {
+        Path record = stateRoot.resolve("images.txt");
+        if (!Files.isRegularFile(record)) {
+            return Set.of();
+        }
+        return new HashSet<>(Files.readAllLines(record, StandardCharsets.UTF_8));
+    }
+
+    private static void saveRecord(Path stateRoot, BakeManifest manifest, List<ImageLoader.Staged> all)
+            throws IOException {
+        List<String> ids = all.stream().map(s -> s.image().configDigest().toString()).sorted().distinct().toList();
+        Files.write(stateRoot.resolve("images.txt"), ids, StandardCharsets.UTF_8);
+    }
+
+    /** ID → names, as the engine lists them. */
+    private static Map<String, List<String>> listImages(GuestSession session) throws VbakeException, InterruptedException {
+        String out = session.engine(List.of("images", "--no-trunc", "--format", "{{.ID}}\t{{.Repository}}:{{.Tag}}"),
+                "list images");
+        Map<String, List<String>> byId = new LinkedHashMap<>();
+        for (String line : out.strip().split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            String[] f = line.split("\t", 2);
+            String id = f[0].startsWith("sha256:") ? f[0] : "sha256:" + f[0];
+            List<String> names = byId.computeIfAbsent(id, k -> new ArrayList<>());
+            if (f.length > 1 && !f[1].contains("<none>")) {
+                names.add(f[1]);
+            }
+        }
+        return byId;
+    }
+
+    /**
+     * Makes the store hold exactly the manifest's images under exactly its names: images already
+     * there are (re)tagged, images and names from earlier bakes that the manifest dropped are removed.
+     */
+    private void reconcile(GuestSession session, ContainerRuntime runtime, List<ImageLoader.Staged> all,
+            Map<String, List<String>> before) throws VbakeException, InterruptedException {
+        Set<String> wanted = new HashSet<>();
+        for (ImageLoader.Staged s : all) {
+            String id = s.image().configDigest().toString();
+            wanted.add(id);
+            for (String t : s.tags()) {
+                session.engine(List.of("tag", id, runtime.kind() == RuntimeKind.DOCKER ? familiarTag(t) : t), "tag " + t);
+            }
+        }
+        Map<String, List<String>> now = listImages(session);
+        for (Map.Entry<String, List<String>> e : now.entrySet()) {
+            if (!wanted.contains(e.getKey())) {
+                events.on(new Event.Progress("removing " + e.getKey().substring(7, 19) + " (no longer in the manifest)"));
+                session.engine(List.of("rmi", "-f", e.getKey()), "remove an image the manifest dropped");
+                continue;
+            }
+            Set<String> tags = new HashSet<>();
+            for (ImageLoader.Staged s : all) {
+                if (s.image().configDigest().toString().equals(e.getKey())) {
+                    for (String t : s.tags()) {
+                        tags.add(normalName(t));
+                    }
+                }
+            }
+            for (String name : e.getValue()) {
+                if (!tags.contains(normalName(name))) {
+                    events.on(new Event.Progress("untagging " + name + " (no longer in the manifest)"));
+                    if (runtime.kind() == RuntimeKind.DOCKER) {
+                        session.engine(List.of("rmi", name), "untag " + name);
+                    } else {
+                        session.engine(List.of("untag", e.getKey(), name), "untag " + name);
+                    }
+                }
+            }
+        }
+    }
+
+    private static String familiarTag(String full) {
+        try {
+            ImageRef r = ImageRef.parse(full);
+            return ImageLoader.familiar(r) + ":" + r.tag();
+        } catch (BadInputException e) {
+            return full;
+        }
+    }
+
+    private static String normalName(String name) {
+        try {
+            return ImageLoader.fullTag(name);
+        } catch (BadInputException e) {
+            return name;
+        }
+    }
+
+    private List<Path> writeOutputs(BakeManifest manifest, ContainerRuntime runtime, List<Planned> planned,
+            Options o, Path work, Path rawTree, long epoch) throws IOException, VbakeException {
+        List<Path> files = new ArrayList<>();
+        String ext = manifest.output().id();
+        Path tree = work.resolve("storage." + ext);
+        events.on(new Event.Progress("normalising ids and writing " + tree.getFileName()));
+        try (StorageFile sf = StorageFile.create(tree, "bake output")) {
+            TreeNormalizer.Result n = TreeNormalizer.normalize(rawTree, sf.stream(), TreeNormalizer.detect(rawTree),
+                    java.time.Instant.ofEpochSecond(epoch));
+            for (String note : n.notes()) {
+                events.on(new Event.Debug("normaliser: " + note));
+            }
+            sf.commit();
+        }
+        files.add(tree);
+        String conf = runtime.storageConf();
+        if (conf != null) {
+            files.add(Files.writeString(work.resolve("storage.conf"), conf, StandardCharsets.UTF_8));
+        }
+
+        List<ContentListing.Entry> entries = new ArrayList<>();
+        for (Planned p : planned) {
+            events.on(new Event.Progress("listing packages of " + p.image().source()));
+            entries.add(ContentListing.Entry.of(p.tags(), p.image(), p.repoDigest(), Packages.scan(p.image())));
+        }
+        files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(ContentListing.listing(entries))));
+        files.add(Files.write(work.resolve("sbom.cdx.json"), SbomWriter.cycloneDx(entries, "vbake-storage",
+                "vbake:" + Digest.of(ContentListing.toBytes(ContentListing.listing(entries))), o.sourceDateEpoch())));
+
+        Map<Integer, String> refs = new LinkedHashMap<>();
+        for (int i = 0; i < planned.size(); i++) {
+            Planned p = planned.get(i);
+            refs.put(i, p.tags().isEmpty() ? p.image().configDigest().toString() : p.tags().get(0));
+        }
+        Map<String, String> units = AutostartUnits.generate(manifest, refs);
+        if (!units.isEmpty()) {
+            Path unitDir = Files.createDirectories(work.resolve(runtime.kind() == RuntimeKind.DOCKER ? "systemd"
+                    : "quadlet"));
+            for (Map.Entry<String, String> u : units.entrySet()) {
+                files.add(Files.writeString(unitDir.resolve(u.getKey()), u.getValue(), StandardCharsets.UTF_8));
+            }
+        }
+        return files;
+    }
+
+    private static List<String> dedupe(List<String> tags) {
+        return new ArrayList<>(new java.util.LinkedHashSet<>(tags));
+    }
+
+    /** The output must be new, empty, or an earlier bake's output (which is replaced). */
+    private static void checkOutput(Path out) throws BadInputException, IOException {
+        Path parent = out.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            throw new BadInputException("-o " + out + ": directory " + parent + " does not exist");
+        }
+        if (!Files.isWritable(parent)) {
+            throw new BadInputException("-o " + out + ": directory " + parent + " is not writable");
+        }
+        if (Files.exists(out)) {
+            if (!Files.isDirectory(out)) {
+                throw new BadInputException("-o " + out + ": exists and is not a directory");
+            }
+            try (var s = Files.list(out)) {
+                if (s.findAny().isPresent() && !Files.exists(out.resolve(LISTING))) {
+                    throw new BadInputException("-o " + out + ": exists, is not empty and is not an earlier bake's output",
+                            "choose a new directory");
+                }
+            }
+        }
+    }
+
+    /** Puts the finished directory in place of {@code out}, so readers see the old or the new, never half. */
+    private static void replace(Path work, Path out) throws IOException {
+        Path old = null;
+        if (Files.exists(out)) {
+            old = out.resolveSibling("." + out.getFileName() + ".old-" + ProcessHandle.current().pid());
+            Files.move(out, old);
+        }
+        Files.move(work, out);
+        if (old != null) {
+            Trees.deleteTree(old);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+package org.vbake.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.vbake.api.Arch;
+import org.vbake.api.EventListener;
+import org.vbake.api.RuntimeKind;
+import org.vbake.cli.Main;
+import org.vbake.image.Digest;
+import org.vbake.image.GuestImages;
+import org.vbake.instance.Trees;
+import org.vbake.it.fixtures.LocalRegistry;
+import org.vbake.it.fixtures.TestImages;
+import org.vbake.it.fixtures.TestImages.Platform;
+import org.vbake.process.CommonsExecRunner;
+
+/**
+ * {@code vbake bake} end to end for aarch64 with docker and podman: three images (one from the
+ * local registry by digest, one multi-layer OCI layout, one Debian-based rootfs with an autostart
+ * unit). Two bakes must give the same sha256 for every file, the output must pass {@code vbake
+ * verify} with the unit's container running, and the listing must name the Debian package inside.
+ * Bad manifests and bad images fail with exit 2 naming the entry, leaving no output behind.
+ */
+class BakeIT {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String EPOCH = "1735689600";
+
+    private static Path work;
+    private static LocalRegistry registry;
+    private static TestImages.Expected pushed;
+    private static TestImages.Expected multi;
+    private static Path layout;
+    private static Path rootfs;
+    private static Path busybox;
+
+    @BeforeAll
+    static void inputs() throws Exception {
+        work = Files.createTempDirectory(Path.of("/tmp"), "vbake-bake-");
+        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
+        Path tools = images.ensure("trixie", Arch.AARCH64, RuntimeKind.DOCKER, false).toolsDisk();
+        Path bb = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox")));
+        busybox = bb;
+        Path amdTools = images.ensure("trixie", Arch.X86_64, RuntimeKind.DOCKER, false).toolsDisk();
+        Path bbAmd = TestImages.extractBusybox(amdTools, Files.createDirectories(work.resolve("busybox-amd64")));
+
+        Map<Platform, Path> both = new LinkedHashMap<>();
+        both.put(Platform.ARM64, bb);
+        both.put(Platform.AMD64, bbAmd);
+        Path indexLayout = work.resolve("index-layout");
+        pushed = TestImages.index(both).writeLayout(indexLayout);
+        registry = LocalRegistry.start(Files.createDirectories(work.resolve("registry")));
+        registry.push(indexLayout, "bake/special", "1");
+
+        layout = work.resolve("inputs/multi-oci");
+        multi = TestImages.single(Platform.ARM64, bb).withRandomLayerMb(1).withRefName("1").writeLayout(layout);
+        assertThat(multi.single().diffIds()).hasSize(3);
+
+        rootfs = work.resolve("inputs/rootfs-hello");
+        Path script = Path.of(System.getProperty("basedir", System.getProperty("user.dir")))
+                .resolve("examples/hello/prepare-rootfs.sh");
+        Process p = new ProcessBuilder("bash", script.toString(), "aarch64", rootfs.toString())
+                .redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as(log).isZero();
+    }
+
+    @AfterAll
+    static void cleanUp() throws Exception {
+        if (registry != null) {
+            registry.close();
+        }
+        if (work != null && !Boolean.getBoolean("vbake.it.keep")) {
+            Trees.deleteTree(work);
+        }
+    }
+
+    private static Path manifest(RuntimeKind runtime) throws IOException {
+        String yaml = """
+                arch: aarch64
+                runtime: %s
+                images:
+                  - ref: %s/bake/special@%s
+                    tags: [bake/special:pinned]
+                  - oci: multi-oci
+                    name: local/multi:1
+                  - rootfs: rootfs-hello
+                    name: hello/httpd:1
+                    command: [/bin/httpd, -f, -p, "8080", -h, /www]
+                    autostart: always
+                    run:
+                      name: hello-httpd
+                      ports: ["8080:8080"]
+                """.formatted(runtime.id(), registry.host(), pushed.indexDigest());
+        return Files.writeString(work.resolve("inputs/bake-" + runtime.id() + ".yaml"), yaml);
+    }
+
+    @ParameterizedTest(name = "{0}: cold and warm bakes are byte-identical, verify passes, listing names packages")
+    @EnumSource(RuntimeKind.class)
+    void bakeIsReproducibleAndVerifies(RuntimeKind runtime) throws Exception {
+        Path m = manifest(runtime);
+        Path state = work.resolve("state-" + runtime.id());
+        Path out1 = work.resolve("out1-" + runtime.id());
+        Path out2 = work.resolve("out2-" + runtime.id());
+
+        long t0 = System.nanoTime();
+        Result cold = vbake("bake", m.toString(), "-o", out1.toString(), "--fresh", "--state-dir", state.toString(),
+                "--progress=plain");
+        long t1 = System.nanoTime();
+        assertThat(cold.code).as(cold.err).isZero();
+        assertThat(cold.out).contains("(3 imported, 0 reused)");
+        Result warm = vbake("bake", m.toString(), "-o", out2.toString(), "--state-dir", state.toString(),
+                "--progress=json");
+        long t2 = System.nanoTime();
+        assertThat(warm.code).as(warm.err).isZero();
+        recordBench(runtime, (t1 - t0) / 1e9, (t2 - t1) / 1e9);
+        assertThat(warm.out).contains("(0 imported, 3 reused)");
+        assertThat(warm.err.lines().filter(l -> !l.isBlank())).allMatch(l -> l.startsWith("{\"t\":"));
+
+        Map<String, String> sums1 = sha256s(out1);
+        assertThat(sums1.keySet()).contains("storage.tar.zst", "listing.json", "sbom.cdx.json");
+        assertThat(sums1.keySet()).contains(runtime == RuntimeKind.DOCKER ? "systemd/vbake-hello-httpd.service"
+                : "quadlet/vbake-hello-httpd.container");
+        if (runtime == RuntimeKind.PODMAN) {
+            assertThat(sums1).containsKey("storage.conf");
+        }
+        assertThat(sha256s(out2)).isEqualTo(sums1);
+
+        JsonNode listing = JSON.readTree(out1.resolve("listing.json").toFile());
+        JsonNode imgs = listing.path("images");
+        assertThat(imgs).hasSize(3);
+        assertThat(imgs.get(0).path("imageId").asText()).isEqualTo(pushed.image(Platform.ARM64).configDigest());
+        assertThat(imgs.get(0).path("repoDigest").asText()).isEqualTo(pushed.indexDigest());
+        assertThat(imgs.get(1).path("imageId").asText()).isEqualTo(multi.single().configDigest());
+        assertThat(imgs.get(1).path("layers")).hasSize(3);
+        List<String> packages = new ArrayList<>();
+        imgs.get(2).path("packages").forEach(p -> packages.add(p.path("type").asText() + ":" + p.path("name").asText()
+                + ":" + p.path("arch").asText()));
+        assertThat(packages).containsExactly("dpkg:busybox-static:arm64");
+        assertThat(Files.readString(out1.resolve("sbom.cdx.json"))).contains("pkg:deb/debian/busybox-static@");
+
+        Result verify = vbake("verify", out1.toString(), "-a", "aarch64");
+        assertThat(verify.code).as(verify.out + verify.err).isZero();
+        assertThat(verify.out).contains("ok     " + pushed.image(Platform.ARM64).configDigest(),
+                "ok     " + multi.single().configDigest(), "ok     unit vbake-hello-httpd.",
+                "(container hello-httpd running)", "verified 3 image(s) and 1 unit(s)");
+    }
+
+    @Test
+    void malformedManifestNamesFileLineAndField() throws Exception {
+        Path m = Files.writeString(work.resolve("inputs/bad.yaml"), """
+                arch: aarch64
+                runtime: docker
+                images:
+                  - oci: multi-oci
+                    name: local/multi:1
+                    autostart: sometimes
+                """);
+        assertFailsCleanly(m, "bad.yaml:6: images[0].autostart: 'sometimes' is not one of");
+    }
+
+    @Test
+    void missingImageNamesTheEntry() throws Exception {
+        Path m = Files.writeString(work.resolve("inputs/missing.yaml"), """
+                arch: aarch64
+                runtime: docker
+                images:
+                  - oci: multi-oci
+                    name: local/multi:1
+                  - ref: %s/bake/none@sha256:%s
+                """.formatted(registry.host(), "0".repeat(64)));
+        assertFailsCleanly(m, "images[1] (ref " + registry.host() + "/bake/none@sha256:");
+    }
+
+    @Test
+    void digestMismatchNamesTheEntry() throws Exception {
+        Path broken = work.resolve("inputs/broken-oci");
+        TestImages.single(Platform.ARM64, busybox).writeLayout(broken);
+        // Flip bytes in the largest blob (a layer) without changing its name.
+        Path blob;
+        try (Stream<Path> s = Files.list(broken.resolve("blobs/sha256"))) {
+            blob = s.max((a, b) -> Long.compare(a.toFile().length(), b.toFile().length())).orElseThrow();
+        }
+        byte[] bytes = Files.readAllBytes(blob);
+        bytes[bytes.length / 2] ^= 0x55;
+        Files.write(blob, bytes);
+        Path m = Files.writeString(work.resolve("inputs/mismatch.yaml"), """
+                arch: aarch64
+                runtime: docker
+                images:
+                  - oci: broken-oci
+                    name: local/broken:1
+                """);
+        assertFailsCleanly(m, "images[0] (oci broken-oci)", "digest mismatch");
+    }
+
+    private static void assertFailsCleanly(Path manifest, String... mentions) throws IOException {
+        Path out = work.resolve("out-" + manifest.getFileName());
+        Result r = vbake("bake", manifest.toString(), "-o", out.toString(), "--state-dir",
+                work.resolve("state-bad").toString(), "--progress=plain");
+        assertThat(r.code).as(r.err).isEqualTo(2);
+        assertThat(r.err).contains(mentions);
+        assertThat(r.out + r.err).doesNotContain("\tat ", "Exception");
+        assertThat(out).doesNotExist();
+        try (Stream<Path> s = Files.list(work)) {
+            assertThat(s.map(p -> p.getFileName().toString())).noneMatch(n -> n.contains(".partial-"));
+        }
+    }
+
+    /** tests/bench/bake.sh prints these: the same bakes, timed. */
+    private static void recordBench(RuntimeKind runtime, double cold, double warm) throws IOException {
+        Path file = Path.of(System.getProperty("basedir", System.getProperty("user.dir")), "target", "bench-bake.txt");
+        Files.createDirectories(file.getParent());
+        Files.writeString(file, String.format(java.util.Locale.ROOT, "%-7s cold %6.1f s   warm %6.1f s   ratio %.2f%n",
+                runtime.id(), cold, warm, warm / cold), java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.APPEND);
+    }
+
+    private static Map<String, String> sha256s(Path dir) throws IOException {
+        Map<String, String> sums = new TreeMap<>();
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.filter(Files::isRegularFile).toList()) {
+                try (var in = Files.newInputStream(p)) {
+                    sums.put(dir.relativize(p).toString(), Digest.of(in).toString());
+                }
+            }
+        }
+        return sums;
+    }
+
+    record Result(int code, String out, String err) {
+    }
+
+    private static Result vbake(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run("vbake", args, null, out, err, new HashMap<>(System.getenv()), false);
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+}
