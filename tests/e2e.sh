@@ -19,5 +19,15 @@ out=$(echo '{"k": 1}' | "$top/bin/vdkr" -a aarch64 --state-dir "$state/s" run --
 check "missing image gives the engine's exit code" "$?" 125
 pgrep -f "qemu-system.*$state" >/dev/null; check "no qemu left" "$?" 1
 
+# The README's first command: the bundled example bakes an arm64 data-root.
+"$top/examples/hello/bake.sh" "$state/hello" >"$state/bake.out" 2>"$state/bake.err"
+check "example bake exit code" "$?" 0
+grep -q '"name": "busybox-static"' "$state/hello/listing.json" 2>/dev/null; check "example listing names busybox-static" "$?" 0
+grep -q 'ExecStart=/usr/bin/docker run --rm --name hello-httpd' "$state/hello/systemd/vbake-hello-httpd.service" 2>/dev/null
+check "example unit starts the container" "$?" 0
+zstd -dcq "$state/hello/storage.tar.zst" 2>/dev/null | tar -t 2>/dev/null | grep -q '^./image/overlay2/repositories.json$'
+check "example tree is a docker data-root" "$?" 0
+pgrep -f "qemu-system" >/dev/null && pgrep -af qemu-system | grep -q "vbake/bake"; check "no bake qemu left" "$?" 1
+
 echo "e2e: $pass passed, $fail failed"
 [ "$fail" = 0 ]
