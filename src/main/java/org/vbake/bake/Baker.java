@@ -231,23 +231,9 @@ public final class Baker {
         Files.write(stateRoot.resolve("images.txt"), ids, StandardCharsets.UTF_8);
     }
 
-    /** ID → names, as the engine lists them. */
-    private static Map<String, List<String>> listImages(GuestSession session) throws VbakeException, InterruptedException {
-        String out = session.engine(List.of("images", "--no-trunc", "--format", "{{.ID}}\t{{.Repository}}:{{.Tag}}"),
-                "list images");
-        Map<String, List<String>> byId = new LinkedHashMap<>();
-        for (String line : out.strip().split("\n")) {
-            if (line.isBlank()) {
-                continue;
-            }
-            String[] f = line.split("\t", 2);
-            String id = f[0].startsWith("sha256:") ? f[0] : "sha256:" + f[0];
-            List<String> names = byId.computeIfAbsent(id, k -> new ArrayList<>());
-            if (f.length > 1 && !f[1].contains("<none>")) {
-                names.add(f[1]);
-            }
-        }
-        return byId;
+    private static Map<String, List<String>> listImages(GuestSession session)
+            throws VbakeException, InterruptedException {
+        return session.listImages();
     }
 
     /**

@@ -171,18 +171,7 @@ final class PackagesScanner {
 
     /** {@code ./var/lib/}, {@code /var/lib} and {@code var//lib} all name {@code var/lib}. */
     static String normalize(String name) {
-        Deque<String> parts = new ArrayDeque<>();
-        for (String part : name.split("/")) {
-            if (part.isEmpty() || part.equals(".")) {
-                continue;
-            }
-            if (part.equals("..")) {
-                parts.pollLast();
-            } else {
-                parts.addLast(part);
-            }
-        }
-        return String.join("/", parts);
+        return org.vbake.image.TarPaths.normalize(name);
     }
 
     /** Follows symlinks among tracked paths; null when the path, or what it points at, is absent or untracked. */

@@ -296,15 +296,7 @@ final class EngineCli {
     }
 
     private Long sourceDateEpoch() throws BadInputException {
-        String v = config.env().get("SOURCE_DATE_EPOCH");
-        if (v == null || v.isBlank()) {
-            return null;
-        }
-        try {
-            return Long.parseLong(v.strip());
-        } catch (NumberFormatException e) {
-            throw new BadInputException("SOURCE_DATE_EPOCH must be a number of seconds, got '" + v + "'");
-        }
+        return ToolConfig.sourceDateEpoch(config.env());
     }
 
     /** {@code clean}: removes this arch's state (all suites), after taking each instance lock. */

@@ -102,4 +102,17 @@ public record ToolConfig(String prog, RuntimeKind runtime, Map<String, String> e
         }
         return values;
     }
+
+    /** SOURCE_DATE_EPOCH from {@code env}, or null when unset; anything but a number is bad input. */
+    static Long sourceDateEpoch(Map<String, String> env) throws BadInputException {
+        String v = env.get("SOURCE_DATE_EPOCH");
+        if (v == null || v.isBlank()) {
+            return null;
+        }
+        try {
+            return Long.parseLong(v.strip());
+        } catch (NumberFormatException e) {
+            throw new BadInputException("SOURCE_DATE_EPOCH must be a number of seconds, got '" + v + "'");
+        }
+    }
 }

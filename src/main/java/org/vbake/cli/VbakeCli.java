@@ -245,15 +245,7 @@ final class VbakeCli {
             EventPrinter events = new EventPrinter("vbake", err, debug, EventPrinter.Mode.parse(progress));
             String cache = env.get("VBAKE_CACHE_DIR");
             Path cacheRoot = cache != null && !cache.isBlank() ? Path.of(cache) : GuestImages.defaultCacheDir();
-            Long epoch = null;
-            String sde = env.get("SOURCE_DATE_EPOCH");
-            if (sde != null && !sde.isBlank()) {
-                try {
-                    epoch = Long.parseLong(sde.strip());
-                } catch (NumberFormatException e) {
-                    throw new BadInputException("SOURCE_DATE_EPOCH must be a number of seconds, got '" + sde + "'");
-                }
-            }
+            Long epoch = ToolConfig.sourceDateEpoch(env);
             if (!Files.isRegularFile(manifest)) {
                 throw new BadInputException(manifest + ": no such manifest file");
             }

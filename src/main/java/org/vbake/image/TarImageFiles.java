@@ -280,17 +280,6 @@ final class TarImageFiles implements ImageFiles {
 
     /** {@code ./a//b/../c/} → {@code a/c}; never climbs above the archive root. */
     static String normalize(String name) {
-        Deque<String> parts = new ArrayDeque<>();
-        for (String part : name.split("/")) {
-            if (part.isEmpty() || part.equals(".")) {
-                continue;
-            }
-            if (part.equals("..")) {
-                parts.pollLast();
-            } else {
-                parts.addLast(part);
-            }
-        }
-        return String.join("/", parts);
+        return org.vbake.image.TarPaths.normalize(name);
     }
 }

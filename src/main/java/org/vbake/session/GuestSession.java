@@ -278,6 +278,25 @@ public final class GuestSession implements AutoCloseable {
         return check(argv, what, runtime.cliEnv());
     }
 
+    /** The engine's images: ID ({@code sha256:...}) to its names ({@code repo:tag}), in the engine's order. */
+    public java.util.Map<String, List<String>> listImages() throws VbakeException, InterruptedException {
+        String out = engine(List.of("images", "--no-trunc", "--format", "{{.ID}}\t{{.Repository}}:{{.Tag}}"),
+                "list images");
+        java.util.Map<String, List<String>> byId = new java.util.LinkedHashMap<>();
+        for (String line : out.strip().split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            String[] f = line.split("\t", 2);
+            String id = f[0].startsWith("sha256:") ? f[0] : "sha256:" + f[0];
+            List<String> names = byId.computeIfAbsent(id, k -> new ArrayList<>());
+            if (f.length > 1 && !f[1].contains("<none>")) {
+                names.add(f[1]);
+            }
+        }
+        return byId;
+    }
+
     /**
      * Writes {@code content} to a guest file atomically (parent directories created).
      *

@@ -50,17 +50,7 @@ public final class StorageExporter {
         } catch (IOException e) {
             throw new VbakeException(1, "cannot write " + target + ": " + e.getMessage(), null, e);
         }
-        String conf = rt.storageConf();
-        if (conf != null) {
-            Path confFile = storageConfPath(target);
-            try {
-                Files.writeString(confFile, conf, StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw new VbakeException(1, "cannot write " + confFile + ": " + e.getMessage(), null, e);
-            }
-            written.add(confFile);
-            events.on(new Event.Progress("wrote " + confFile + " (install as /etc/containers/storage.conf)"));
-        }
+        writeStorageConf(rt, target, written);
         events.on(new Event.Phase("export", Duration.ofNanos(System.nanoTime() - t0)));
         return written;
     }
@@ -72,17 +62,24 @@ public final class StorageExporter {
         List<String> excludes = withContainers ? List.of() : containerPaths(session, rt);
         List<Path> written = new ArrayList<>();
         written.add(new PartitionExporter(events).export(session, disk, target, excludes, mtimeClamp));
-        String conf = rt.storageConf();
-        if (conf != null) {
-            Path confFile = storageConfPath(target);
-            try {
-                Files.writeString(confFile, conf, StandardCharsets.UTF_8);
-            } catch (IOException e) {
-                throw new VbakeException(1, "cannot write " + confFile + ": " + e.getMessage(), null, e);
-            }
-            written.add(confFile);
-        }
+        writeStorageConf(rt, target, written);
         return written;
+    }
+
+    /** podman's storage.conf for the driver used, beside the tree; nothing for docker. */
+    private void writeStorageConf(ContainerRuntime rt, Path target, List<Path> written) throws VbakeException {
+        String conf = rt.storageConf();
+        if (conf == null) {
+            return;
+        }
+        Path confFile = storageConfPath(target);
+        try {
+            Files.writeString(confFile, conf, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new VbakeException(1, "cannot write " + confFile + ": " + e.getMessage(), null, e);
+        }
+        written.add(confFile);
+        events.on(new Event.Progress("wrote " + confFile + " (install as /etc/containers/storage.conf)"));
     }
 
     /** {@code out.tar.zst} → {@code out.storage.conf}, beside it. */

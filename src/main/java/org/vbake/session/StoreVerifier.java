@@ -3,7 +3,6 @@ package org.vbake.session;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.vbake.api.Event;
@@ -123,20 +122,7 @@ public final class StoreVerifier {
     }
 
     private Report check(GuestSession session, List<String> command) throws VbakeException, InterruptedException {
-        String listing = session.engine(List.of("images", "--no-trunc", "--format", "{{.ID}}\t{{.Repository}}:{{.Tag}}"),
-                "list images");
-        Map<String, List<String>> byId = new LinkedHashMap<>();
-        for (String line : listing.strip().split("\n")) {
-            if (line.isBlank()) {
-                continue;
-            }
-            String[] f = line.split("\t", 2);
-            String id = f[0].startsWith("sha256:") ? f[0] : "sha256:" + f[0];
-            List<String> names = byId.computeIfAbsent(id, k -> new ArrayList<>());
-            if (f.length > 1 && !f[1].contains("<none>")) {
-                names.add(f[1]);
-            }
-        }
+        Map<String, List<String>> byId = session.listImages();
         List<ImageCheck> checks = new ArrayList<>();
         for (Map.Entry<String, List<String>> e : byId.entrySet()) {
             String id = e.getKey();
