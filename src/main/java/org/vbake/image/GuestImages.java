@@ -74,6 +74,11 @@ public final class GuestImages {
         Path dir = dirFor(suite, arch, runtime);
         GuestImage image = new GuestImage(dir, key);
         try {
+            // A finished image is only read: no lock, so a build user can use a cache root built
+            // (and owns the lock files of), and threads of one JVM do not trip over a file lock.
+            if (!forceRebuild && isComplete(image)) {
+                return image;
+            }
             Files.createDirectories(dir.getParent());
             try (FileChannel ch = FileChannel.open(dir.getParent().resolve(dir.getFileName() + ".lock"),
                     StandardOpenOption.CREATE, StandardOpenOption.WRITE);
