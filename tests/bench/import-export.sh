@@ -4,10 +4,11 @@
 #
 #   tests/bench/import-export.sh [MB per image, default 64]
 #
-# Columns: boot = a command that imports nothing (info), so import+export = vimport-with-export
-# minus boot. guest-gunzip = the same archive loaded from stdin with gzip'd layers (the guest
-# decompresses and the bytes cross the agent channel) instead of vimport's host-decompressed layers
-# on the input disk.
+# Columns: boot = a command that imports nothing (info); import = vimport minus boot; export =
+# vimport --storage minus vimport; import+export against host = gunzip+untar of the same layer on
+# the host (the lower bound). stdin-load = the same archive loaded from stdin minus boot: gzip'd
+# layers cross the agent channel and the guest decompresses them, against vimport's layers
+# decompressed on the host and read from the input disk (compare it with the import column).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 mb=${1:-64}
@@ -37,32 +38,29 @@ make_archive() {  # arch out
     tar -C "$d/out" -cf "$3" .
 }
 
-printf '%-8s %6s %8s %10s %12s %12s %8s %12s\n' arch MB boot vimport+exp import+export host-untar ratio guest-gunzip
+printf '%-8s %5s %6s %7s %7s %13s %10s %7s %11s\n' arch MB boot import export import+export host-untar ratio stdin-load
 for arch in aarch64 x86_64; do
     oci=arm64; [ "$arch" = x86_64 ] && oci=amd64
     archive="$work/$arch.tar"
     make_archive "$arch" "$oci" "$archive"
     state="$work/state-$arch"
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" info >/dev/null 2>&1   # state disk + image cache
+    v() { "$top/bin/vdkr" -a "$arch" --state-dir "$state" "$@" >/dev/null 2>&1; }
+    fresh() { v clean; v info; }   # an empty store with its state disk made, so each run starts alike
+    v info                                                  # guest image cache, state disk
 
-    t=$(now); "$top/bin/vdkr" -a "$arch" --state-dir "$state" info >/dev/null 2>&1; boot=$(since "$t")
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" clean >/dev/null 2>&1
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" info >/dev/null 2>&1
-    t=$(now)
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" --storage "$work/out-$arch.tar" vimport "$archive" >/dev/null 2>&1
-    total=$(since "$t")
+    t=$(now); v info; boot=$(since "$t")
+    fresh; t=$(now); v vimport "$archive"; imp=$(since "$t")
+    fresh; t=$(now); v --storage "$work/out-$arch.tar" vimport "$archive"; total=$(since "$t")
+    fresh; t=$(now); v load < "$archive"; stdin=$(since "$t")
 
     rm -rf "$work/untar"; mkdir -p "$work/untar"
     t=$(now); gzip -dc "$work/img-$arch/layer.tar.gz" | tar -x -C "$work/untar"; host=$(since "$t")
 
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" clean >/dev/null 2>&1
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" info >/dev/null 2>&1
-    t=$(now); "$top/bin/vdkr" -a "$arch" --state-dir "$state" load < "$archive" >/dev/null 2>&1; stdin=$(since "$t")
-
     ie=$(echo "$total - $boot" | bc)
-    printf '%-8s %6s %8.1f %10.1f %12.1f %12.2f %8.1f %12.1f\n' "$arch" "$mb" "$boot" "$total" "$ie" "$host" \
+    printf '%-8s %5s %6.1f %7.1f %7.1f %13.1f %10.2f %7.1f %11.1f\n' "$arch" "$mb" "$boot" \
+        "$(echo "$imp - $boot" | bc)" "$(echo "$total - $imp" | bc)" "$ie" "$host" \
         "$(echo "$ie / $host" | bc -l)" "$(echo "$stdin - $boot" | bc)"
-    "$top/bin/vdkr" -a "$arch" --state-dir "$state" clean >/dev/null 2>&1
+    v clean
     rm -rf "$work/img-$arch" "$work/rootfs-$arch" "$work/untar" "$archive" "$work/out-$arch.tar"
 done
-echo "(seconds, docker; ratio = guest import+export / host gunzip+untar; guest-gunzip = 'load' from stdin minus boot)"
+echo "(seconds, docker, one run each; ratio = guest import+export / host gunzip+untar)"
