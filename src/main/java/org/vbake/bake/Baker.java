@@ -168,7 +168,7 @@ public final class Baker {
             events.on(new Event.Progress("--fresh: removing the previous bake's store " + stateRoot));
             Trees.deleteTree(stateRoot);
         }
-        Set<String> present = presentImages(stateRoot, manifest);
+        Set<String> present = presentImages(stateRoot);
         try (InputDisk disk = InputDisk.create(o.cacheRoot().resolve("tmp"))) {
             List<ImageLoader.Staged> staged = new ArrayList<>();
             List<ImageLoader.Staged> all = new ArrayList<>();
@@ -210,14 +210,14 @@ public final class Baker {
                             + "/layerdb/mounts", "volumes/metadata.db"), o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L);
                     raw.commit();
                 }
-                saveRecord(stateRoot, manifest, all);
+                saveRecord(stateRoot, all);
             }
             return staged.size();
         }
     }
 
     /** Image IDs the bake state disk held after the last successful bake (a hint; checked in the guest). */
-    private static Set<String> presentImages(Path stateRoot, BakeManifest manifest) throws IOException {
+    private static Set<String> presentImages(Path stateRoot) throws IOException {
         Path record = stateRoot.resolve("images.txt");
         if (!Files.isRegularFile(record)) {
             return Set.of();
@@ -225,7 +225,7 @@ public final class Baker {
         return new HashSet<>(Files.readAllLines(record, StandardCharsets.UTF_8));
     }
 
-    private static void saveRecord(Path stateRoot, BakeManifest manifest, List<ImageLoader.Staged> all)
+    private static void saveRecord(Path stateRoot, List<ImageLoader.Staged> all)
             throws IOException {
         List<String> ids = all.stream().map(s -> s.image().configDigest().toString()).sorted().distinct().toList();
         Files.write(stateRoot.resolve("images.txt"), ids, StandardCharsets.UTF_8);

@@ -3,7 +3,6 @@ package org.vbake.session;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import org.vbake.api.BadInputException;
@@ -156,9 +155,5 @@ public final class ImageLoader {
             throw new BadInputException("cannot name an image by digest: " + name, "give a name:tag");
         }
         return ref.name() + ":" + (ref.tag() != null ? ref.tag() : "latest");
-    }
-
-    static String utf8(byte[] b) {
-        return new String(b, StandardCharsets.UTF_8);
     }
 }
