@@ -191,7 +191,7 @@ public final class Baker {
                     + staged.size() + " image(s) to load, " + (planned.size() - staged.size()) + " already there)"));
             try (GuestSession session = GuestSession.boot(options, runner, events,
                     s -> loader.addRepoDigests(s, all))) {
-                Map<String, List<String>> before = listImages(session);
+                Map<String, List<String>> before = session.listImages();
                 for (ImageLoader.Staged s : all) {
                     if (s.guestPath() == null && !before.containsKey(s.image().configDigest().toString())) {
                         throw new VbakeException(1, "the bake store " + stateRoot + " no longer holds "
@@ -231,10 +231,6 @@ public final class Baker {
         Files.write(stateRoot.resolve("images.txt"), ids, StandardCharsets.UTF_8);
     }
 
-    private static Map<String, List<String>> listImages(GuestSession session)
-            throws VbakeException, InterruptedException {
-        return session.listImages();
-    }
 
     /**
      * Makes the store hold exactly the manifest's images under exactly its names: images already
@@ -250,7 +246,7 @@ public final class Baker {
                 session.engine(List.of("tag", id, runtime.kind() == RuntimeKind.DOCKER ? familiarTag(t) : t), "tag " + t);
             }
         }
-        Map<String, List<String>> now = listImages(session);
+        Map<String, List<String>> now = session.listImages();
         for (Map.Entry<String, List<String>> e : now.entrySet()) {
             if (!wanted.contains(e.getKey())) {
                 events.on(new Event.Progress("removing " + e.getKey().substring(7, 19) + " (no longer in the manifest)"));

@@ -147,21 +147,7 @@ public final class GuestSession implements AutoCloseable {
         long t0 = System.nanoTime();
         long deadline = t0 + options.bootTimeout().toNanos();
         try {
-            while (agent == null) {
-                if (!vm.isAlive()) {
-                    throw guestFailure("QEMU exited before the guest came up", null);
-                }
-                if (System.nanoTime() > deadline) {
-                    throw guestFailure("the guest did not come up within " + options.bootTimeout().toSeconds() + " s",
-                            null);
-                }
-                try {
-                    agent = AgentClient.connect(state.agentSocket(), Duration.ofMillis(500),
-                            line -> events.on(new Event.Debug(line)), false);
-                } catch (IOException e) {
-                    // QEMU has not created the socket yet
-                }
-            }
+            agent = connectAgent(deadline);
             while (hello == null) {
                 Duration left = Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
                 try {
@@ -175,18 +161,7 @@ public final class GuestSession implements AutoCloseable {
                     events.on(new Event.Debug("agent handshake failed (" + e.getMessage() + "); reconnecting"));
                     agent.close();
                     agent = null;
-                    Thread.sleep(200);
-                    while (agent == null) {
-                        if (!vm.isAlive() || System.nanoTime() > deadline) {
-                            throw e;
-                        }
-                        try {
-                            agent = AgentClient.connect(state.agentSocket(), Duration.ofMillis(500),
-                                    line -> events.on(new Event.Debug(line)), false);
-                        } catch (IOException again) {
-                            Thread.sleep(200);
-                        }
-                    }
+                    agent = connectAgent(deadline);
                 }
             }
             phase(events, "boot (qemu start to agent ready)", t0);
@@ -213,6 +188,25 @@ public final class GuestSession implements AutoCloseable {
             throw guestFailure("lost the guest agent during boot: " + e.getMessage(), e);
         } catch (IOException e) {
             throw guestFailure("guest agent error during boot: " + e.getMessage(), e);
+        }
+    }
+
+    /** Connects to the agent socket QEMU serves, retrying until QEMU has made it or the deadline passes. */
+    private AgentClient connectAgent(long deadline) throws GuestException, InterruptedException {
+        while (true) {
+            if (!vm.isAlive()) {
+                throw guestFailure("QEMU exited before the guest came up", null);
+            }
+            if (System.nanoTime() > deadline) {
+                throw guestFailure("the guest did not come up within " + options.bootTimeout().toSeconds() + " s",
+                        null);
+            }
+            try {
+                return AgentClient.connect(state.agentSocket(), Duration.ofMillis(500),
+                        line -> events.on(new Event.Debug(line)), false);
+            } catch (IOException e) {
+                // QEMU has not created the socket yet
+            }
         }
     }
 
