@@ -27,6 +27,9 @@ type execRequest struct {
 	Env   []string `json:"env"`
 	Cwd   string   `json:"cwd"`
 	Stdin bool     `json:"stdin"`
+	TTY   bool     `json:"tty"`  // run on a pseudo-terminal; implies stdin
+	Rows  uint16   `json:"rows"` // its initial size; 0 leaves the kernel's default
+	Cols  uint16   `json:"cols"`
 }
 
 type exitStatus struct {
@@ -51,6 +54,7 @@ type command struct {
 	inBroken bool // writing failed (the command closed its stdin): discard and acknowledge
 	exited   bool // the process has exited: STDIN is dropped, no WINDOW any more
 	stdinW   *os.File
+	pty      *os.File // a tty command's terminal master (also stdinW and its output), else nil
 }
 
 // commandEnv is the agent's environment with PATH set to defaultPath, followed by extra (later
@@ -172,64 +176,133 @@ func (s *session) startCommand(ch uint32, req *execRequest) (*command, exitStatu
 		return nil, startFailure(err)
 	}
 
-	var closeAfterStart, closeOnError []*os.File
-	fail := func(err error) (*command, exitStatus) {
-		for _, f := range append(closeAfterStart, closeOnError...) {
-			f.Close()
-		}
+	var sio *stdio
+	if req.TTY {
+		sio, err = ttyStdio(req.Rows, req.Cols)
+	} else {
+		sio, err = pipeStdio(req.Stdin)
+	}
+	if err != nil {
 		return nil, startFailure(err)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	closeAfterStart = append(closeAfterStart, outW)
-	closeOnError = append(closeOnError, outR)
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	closeAfterStart = append(closeAfterStart, errW)
-	closeOnError = append(closeOnError, errR)
-
-	c := &command{s: s, ch: ch, done: make(chan struct{})}
-	c.inCond = sync.NewCond(&c.inMu)
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        req.Argv,
 		Env:         env,
 		Dir:         cwd,
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		Stdout:      sio.stdout,
+		Stderr:      sio.stderr,
+		SysProcAttr: sio.attr,
 	}
-	if req.Stdin {
+	if sio.stdin != nil { // a nil *os.File in the interface would not mean /dev/null
+		cmd.Stdin = sio.stdin
+	} // else exec.Cmd gives the command /dev/null
+	if err := cmd.Start(); err != nil {
+		closeFiles(sio.childEnds)
+		closeFiles(sio.agentEnds)
+		return nil, startFailure(err)
+	}
+	// The agent must not keep the child's ends: a pipe would never reach end of file and a
+	// terminal master never read EIO.
+	closeFiles(sio.childEnds)
+
+	c := &command{s: s, ch: ch, done: make(chan struct{}), cmd: cmd, pid: cmd.Process.Pid,
+		stdinW: sio.stdinW, pty: sio.pty}
+	c.inCond = sync.NewCond(&c.inMu)
+	var pumps sync.WaitGroup
+	for _, o := range sio.outputs {
+		pumps.Add(1)
+		go c.pump(o.f, o.typ, &pumps)
+	}
+	if c.stdinW != nil {
+		go c.stdinLoop()
+	}
+	go c.wait(&pumps, sio.outputs)
+	return c, exitStatus{}
+}
+
+// stdio is how a command's standard streams are connected, before it starts.
+type stdio struct {
+	stdin, stdout, stderr *os.File // the child's side; nil stdin is /dev/null
+	attr                  *syscall.SysProcAttr
+	childEnds             []*os.File // closed in the agent once the child has them
+	agentEnds             []*os.File // the agent's side, closed if the command does not start
+	outputs               []output   // read by the pumps
+	stdinW                *os.File   // fed by stdinLoop, nil without stdin
+	pty                   *os.File   // terminal master, nil for pipes
+}
+
+// output is one stream the agent reads from a command and the frame type it becomes.
+type output struct {
+	f   *os.File
+	typ byte
+}
+
+// pipeStdio connects stdout and stderr to separate pipes and stdin to a pipe or /dev/null. The
+// command gets its own process group, which SIGNAL addresses.
+func pipeStdio(withStdin bool) (*stdio, error) {
+	sio := &stdio{attr: &syscall.SysProcAttr{Setpgid: true}}
+	fail := func(err error) (*stdio, error) {
+		closeFiles(sio.childEnds)
+		closeFiles(sio.agentEnds)
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	sio.childEnds, sio.agentEnds = append(sio.childEnds, outW), append(sio.agentEnds, outR)
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	sio.childEnds, sio.agentEnds = append(sio.childEnds, errW), append(sio.agentEnds, errR)
+	sio.stdout, sio.stderr = outW, errW
+	sio.outputs = []output{{outR, typeStdout}, {errR, typeStderr}}
+	if withStdin {
 		inR, inW, err := os.Pipe()
 		if err != nil {
 			return fail(err)
 		}
-		closeAfterStart = append(closeAfterStart, inR)
-		closeOnError = append(closeOnError, inW)
-		cmd.Stdin = inR
-		c.stdinW = inW
-	} // else exec.Cmd gives the command /dev/null
-	if err := cmd.Start(); err != nil {
-		return fail(err)
+		sio.childEnds, sio.agentEnds = append(sio.childEnds, inR), append(sio.agentEnds, inW)
+		sio.stdin, sio.stdinW = inR, inW
 	}
-	for _, f := range closeAfterStart {
+	return sio, nil
+}
+
+// ttyStdio connects stdin, stdout and stderr to the slave of a new pseudo-terminal of the given
+// size. The command starts a session (so it leads its own process group, which SIGNAL
+// addresses) with the terminal as its controlling terminal, so Ctrl-C typed as STDIN, job
+// control and SIGWINCH work. A terminal has one output stream: everything becomes STDOUT.
+func ttyStdio(rows, cols uint16) (*stdio, error) {
+	master, slave, err := openPTY()
+	if err != nil {
+		// Not %w: a missing /dev/ptmx is no "command not found" (exit code 127).
+		return nil, fmt.Errorf("cannot allocate a terminal: %v", err)
+	}
+	if rows != 0 || cols != 0 {
+		if err := setWinsize(master, rows, cols); err != nil {
+			master.Close()
+			slave.Close()
+			return nil, fmt.Errorf("cannot set the terminal size: %v", err)
+		}
+	}
+	return &stdio{
+		stdin: slave, stdout: slave, stderr: slave,
+		// Ctty is a descriptor number in the child: its stdin.
+		attr:      &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
+		childEnds: []*os.File{slave},
+		agentEnds: []*os.File{master},
+		outputs:   []output{{master, typeStdout}},
+		stdinW:    master,
+		pty:       master,
+	}, nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
 		f.Close()
 	}
-	c.cmd, c.pid = cmd, cmd.Process.Pid
-
-	var pumps sync.WaitGroup
-	pumps.Add(2)
-	go c.pump(outR, typeStdout, &pumps)
-	go c.pump(errR, typeStderr, &pumps)
-	if c.stdinW != nil {
-		go c.stdinLoop()
-	}
-	go c.wait(&pumps, outR, errR)
-	return c, exitStatus{}
 }
 
 func unwrapPathErr(err error) error {
@@ -241,7 +314,9 @@ func unwrapPathErr(err error) error {
 }
 
 // pump copies one output pipe into STDOUT or STDERR frames until end of file, or until the
-// read deadline that wait sets exitGrace after the command exited.
+// read deadline that wait sets exitGrace after the command exited. A terminal master reads EIO
+// instead of end of file once no process holds the slave any more; like any other read error
+// it ends the output.
 func (c *command) pump(f *os.File, t byte, wg *sync.WaitGroup) {
 	defer wg.Done()
 	buf := make([]byte, dataChunk)
@@ -278,36 +353,33 @@ func (c *command) pump(f *os.File, t byte, wg *sync.WaitGroup) {
 	}
 }
 
-// pipeBuffered returns the number of bytes waiting in a pipe (FIONREAD).
+// pipeBuffered returns the number of bytes waiting in a pipe or terminal master (FIONREAD).
 func pipeBuffered(f *os.File) int {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0
-	}
 	var n int32
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
-	}); err != nil || errno != 0 {
+	if err := ioctl(f, syscall.TIOCINQ, unsafe.Pointer(&n)); err != nil {
 		return 0
 	}
 	return int(n)
 }
 
 // wait reaps the process, lets the pumps finish and queues EXIT as the channel's last frame.
-func (c *command) wait(pumps *sync.WaitGroup, outR, errR *os.File) {
+// A terminal master is closed only here, after its output was read to the end.
+func (c *command) wait(pumps *sync.WaitGroup, outputs []output) {
 	waitErr := c.cmd.Wait()
 	c.markExited()
 	deadline := time.Now().Add(exitGrace)
-	_ = outR.SetReadDeadline(deadline)
-	_ = errR.SetReadDeadline(deadline)
+	for _, o := range outputs {
+		_ = o.f.SetReadDeadline(deadline)
+	}
 	pumps.Wait()
-	outR.Close()
-	errR.Close()
+	for _, o := range outputs {
+		o.f.Close()
+	}
 	c.s.finish(c, statusOf(c.cmd.ProcessState, waitErr))
 }
 
-// markExited stops stdin handling: queued input is dropped and the pipe is closed.
+// markExited stops stdin handling: queued input is dropped and the pipe is closed (a terminal
+// master still carries output; wait closes it).
 func (c *command) markExited() {
 	c.inMu.Lock()
 	c.exited = true
@@ -315,7 +387,7 @@ func (c *command) markExited() {
 	c.inCond.Broadcast()
 	w := c.stdinW
 	c.inMu.Unlock()
-	if w != nil {
+	if w != nil && c.pty == nil {
 		w.Close()
 	}
 }
@@ -360,7 +432,12 @@ func (c *command) stdinLoop() {
 		}
 		if len(c.inQ) == 0 { // end of input
 			c.inMu.Unlock()
-			c.stdinW.Close()
+			// Closing a terminal master would hang up the command (SIGHUP) and lose its
+			// output: for a tty, end of input only means no more writes. A host that wants
+			// the command to read end of file sends the terminal's EOF character (Ctrl-D).
+			if c.pty == nil {
+				c.stdinW.Close()
+			}
 			return
 		}
 		p := c.inQ[0]

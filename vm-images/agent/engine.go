@@ -22,6 +22,7 @@ type engineRequest struct {
 	Socket        string   `json:"socket"`
 	HTTPPath      string   `json:"httpPath"`
 	TimeoutMillis int64    `json:"timeoutMillis"`
+	Stop          bool     `json:"stop"` // stop the engine instead; the other fields are ignored
 }
 
 type engineReply struct {
@@ -47,7 +48,8 @@ func (e *engineProc) exited() bool {
 }
 
 // startEngine handles one ENGINE request: it starts the engine unless one is running, then
-// probes it until it is ready, exits or the timeout passes. It runs in its own goroutine.
+// probes it until it is ready, exits or the timeout passes. With "stop" it stops the engine
+// instead; a later ENGINE starts a new one. It runs in its own goroutine.
 func (a *agent) startEngine(payload []byte, received time.Time) engineReply {
 	fail := func(format string, args ...interface{}) engineReply {
 		msg := fmt.Sprintf(format, args...)
@@ -57,6 +59,12 @@ func (a *agent) startEngine(payload []byte, received time.Time) engineReply {
 	var req engineRequest
 	if err := json.Unmarshal(payload, &req); err != nil {
 		return fail("malformed ENGINE: %v", err)
+	}
+	if req.Stop {
+		if err := a.stopEngine("engine stop"); err != nil {
+			return fail("%v", err)
+		}
+		return engineReply{OK: true, Millis: time.Since(received).Milliseconds()}
 	}
 	timeout := engineDefaultTimeout
 	if req.TimeoutMillis > 0 {
@@ -179,28 +187,32 @@ func probeEngine(socket, httpPath string, deadline time.Time) error {
 }
 
 // stopEngine sends SIGTERM to the engine and waits up to a.engineStop, then SIGKILLs its group.
-func (a *agent) stopEngine() {
+// It returns once the engine has exited (nil, also when none was running), or with an error
+// when it did not even after SIGKILL. why starts its log lines ("power-off", "engine stop").
+func (a *agent) stopEngine(why string) error {
 	a.engineMu.Lock()
 	e := a.engine
 	a.engineMu.Unlock()
 	if e == nil || e.exited() {
-		return
+		return nil
 	}
-	a.log.Printf("power-off: stopping the engine (SIGTERM to pid %d)", e.pid)
+	a.log.Printf("%s: stopping the engine (SIGTERM to pid %d)", why, e.pid)
 	_ = syscall.Kill(e.pid, syscall.SIGTERM)
 	t := time.NewTimer(a.engineStop)
 	defer t.Stop()
 	select {
 	case <-e.done:
-		return
+		return nil
 	case <-t.C:
 	}
-	a.log.Printf("power-off: engine still running after %s, SIGKILL", a.engineStop)
+	a.log.Printf("%s: engine still running after %s, SIGKILL", why, a.engineStop)
 	_ = syscall.Kill(-e.pid, syscall.SIGKILL)
 	_ = syscall.Kill(e.pid, syscall.SIGKILL)
 	select {
 	case <-e.done:
+		return nil
 	case <-time.After(5 * time.Second):
-		a.log.Printf("power-off: engine did not exit after SIGKILL")
+		a.log.Printf("%s: engine did not exit after SIGKILL", why)
+		return fmt.Errorf("engine (pid %d) did not exit after SIGKILL", e.pid)
 	}
 }

@@ -24,6 +24,7 @@ const (
 	typeEngineReady byte = 0x0A
 	typePoweroff    byte = 0x0B
 	typeError       byte = 0x0C
+	typeResize      byte = 0x0D
 )
 
 const (
@@ -38,7 +39,7 @@ var typeNames = map[byte]string{
 	typeHello: "HELLO", typeExec: "EXEC", typeStdin: "STDIN", typeStdout: "STDOUT",
 	typeStderr: "STDERR", typeExit: "EXIT", typeSignal: "SIGNAL", typeWindow: "WINDOW",
 	typeEngine: "ENGINE", typeEngineReady: "ENGINE_READY", typePoweroff: "POWEROFF",
-	typeError: "ERROR",
+	typeError: "ERROR", typeResize: "RESIZE",
 }
 
 func typeName(t byte) string {

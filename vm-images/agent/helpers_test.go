@@ -118,7 +118,7 @@ func testAgent(t *testing.T) *agent {
 	os.WriteFile(a.cmdlinePath, []byte("console=ttyS0 vbake.state=/nonexistent/state quiet\n"), 0o644)
 	t.Cleanup(func() {
 		a.engineStop = time.Second
-		a.stopEngine()
+		_ = a.stopEngine("test cleanup")
 	})
 	return a
 }

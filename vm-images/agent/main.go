@@ -7,6 +7,7 @@
 //
 //	vbake-agent export-tree --root DIR [--exclude REL]... [--mtime-clamp EPOCH_SECONDS] [--stats]
 //	vbake-agent import-tree --root DIR [--file PATH] [--stats]
+//	vbake-agent engine-get --socket PATH API_PATH
 //	vbake-agent disk SERIAL
 package main
 
@@ -46,6 +47,8 @@ func run(args []string) int {
 			return importTreeCommand(args[1:], os.Stdin, os.Stderr)
 		case "disk":
 			return diskCommand(args[1:], os.Stdout, os.Stderr)
+		case "engine-get":
+			return engineGetCommand(args[1:], os.Stdout, os.Stderr)
 		}
 	}
 	flags := flag.NewFlagSet("vbake-agent", flag.ContinueOnError)

@@ -24,7 +24,7 @@ func (s *session) poweroff() error {
 			a.log.Printf("power-off: some commands did not exit after SIGKILL")
 		}
 	}
-	a.stopEngine()
+	_ = a.stopEngine("power-off") // logged; powering off ends it anyway
 	a.log.Printf("power-off: sync")
 	syscall.Sync()
 	msg := a.unmountState()

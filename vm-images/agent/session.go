@@ -117,6 +117,8 @@ func (s *session) handle(f frame) error {
 		s.stdin(f)
 	case typeSignal:
 		s.signal(f)
+	case typeResize:
+		s.resize(f)
 	case typeEngine:
 		received := time.Now()
 		go func() { s.out.sendJSON(typeEngineReady, 0, s.a.startEngine(f.payload, received)) }()
@@ -236,6 +238,31 @@ func (s *session) signal(f frame) {
 	}
 	if c, _ := s.lookup(f.ch); c != nil {
 		c.signal(syscall.Signal(req.Signal))
+	}
+}
+
+// resize sets the size of a tty command's terminal. A RESIZE that comes too late (the command
+// finished) or goes to a command without a terminal is harmless: it is logged and ignored.
+func (s *session) resize(f frame) {
+	var req struct {
+		Rows uint16 `json:"rows"`
+		Cols uint16 `json:"cols"`
+	}
+	if err := json.Unmarshal(f.payload, &req); err != nil {
+		s.out.sendError(f.ch, "malformed RESIZE: "+err.Error())
+		return
+	}
+	c, _ := s.lookup(f.ch)
+	switch {
+	case c == nil:
+		s.a.log.Printf("RESIZE for channel %d, which has no running command: ignored", f.ch)
+	case c.pty == nil:
+		s.a.log.Printf("RESIZE for channel %d, which has no terminal: ignored", f.ch)
+	default:
+		// The master may be closed by now (the command just finished); the ioctl then fails.
+		if err := setWinsize(c.pty, req.Rows, req.Cols); err != nil {
+			s.a.log.Printf("RESIZE for channel %d: %v; ignored", f.ch, err)
+		}
 	}
 }
 
