@@ -64,10 +64,14 @@ public final class AgentClient implements Closeable {
 
     private final AtomicInteger nextChannel = new AtomicInteger(1);
     private final Map<Integer, CommandHandle> commands = new ConcurrentHashMap<>();
+    private final Map<Integer, Relay> relays = new ConcurrentHashMap<>();
     // Link-level requests on channel 0 carry no id, so at most one of each kind may be waiting.
     private final AtomicReference<CompletableFuture<Frame>> pendingHello = new AtomicReference<>();
     private final AtomicReference<CompletableFuture<Frame>> pendingEngine = new AtomicReference<>();
     private final AtomicReference<CompletableFuture<Frame>> pendingPowerOff = new AtomicReference<>();
+    private final AtomicReference<CompletableFuture<Frame>> pendingLock = new AtomicReference<>();
+    private final AtomicReference<CompletableFuture<Frame>> pendingStatus = new AtomicReference<>();
+    private final AtomicReference<CompletableFuture<Frame>> pendingForward = new AtomicReference<>();
     private final AtomicReference<AgentProtocolException> linkFailure = new AtomicReference<>();
     private volatile boolean handshakeDone;
     private volatile boolean poweredOff;
@@ -231,6 +235,71 @@ public final class AgentClient implements Closeable {
         return Protocol.fromJson(reply, PowerOffReply.class);
     }
 
+    /**
+     * LOCK, to a resident guest's daemon: takes ({@code hold}) or gives back the guest for this
+     * connection alone. Taking it waits for other clients' commands to finish.
+     */
+    public Protocol.LockRequest lock(boolean hold, Duration timeout) throws IOException, InterruptedException {
+        requireHandshake();
+        Frame reply = request(pendingLock, new Frame(FrameType.LOCK, 0,
+                Protocol.toJson(new Protocol.LockRequest(hold, null, null))), timeout, "LOCK");
+        return Protocol.fromJson(reply, Protocol.LockRequest.class);
+    }
+
+    /** STATUS, to a resident guest's daemon. */
+    public Protocol.DaemonStatus status(Duration timeout) throws IOException, InterruptedException {
+        requireHandshake();
+        Frame reply = request(pendingStatus, new Frame(FrameType.STATUS, 0, "{}".getBytes(StandardCharsets.UTF_8)),
+                timeout, "STATUS");
+        return Protocol.fromJson(reply, Protocol.DaemonStatus.class);
+    }
+
+    /** FORWARD, to a resident guest's daemon: a host port to a guest port. */
+    public Protocol.Forward forward(Protocol.Forward request, Duration timeout) throws IOException, InterruptedException {
+        requireHandshake();
+        Frame reply = request(pendingForward, new Frame(FrameType.FORWARD, 0, Protocol.toJson(request)), timeout,
+                "FORWARD");
+        return Protocol.fromJson(reply, Protocol.Forward.class);
+    }
+
+    /** Receives the frames of a relayed channel, on the reader thread; must not block for long. */
+    public interface Relay {
+        /** A frame of the channel; after EXIT or ERROR nothing more comes. */
+        void frame(Frame frame);
+
+        /** The link ended before the channel did. */
+        void lost(AgentProtocolException failure);
+    }
+
+    /**
+     * Starts a command whose frames are passed through unread: a resident guest's daemon relays
+     * its clients' channels this way, so stdin credit and output go end to end. Returns the
+     * channel to use with {@link #relay}.
+     */
+    public int startRelay(byte[] execPayload, Relay sink) throws IOException {
+        requireHandshake();
+        int channel;
+        do {
+            channel = nextChannel.getAndIncrement();
+        } while (channel == 0);
+        relays.put(channel, sink);
+        try {
+            send(new Frame(FrameType.EXEC, channel, execPayload));
+        } catch (IOException | RuntimeException e) {
+            relays.remove(channel);
+            throw e;
+        }
+        return channel;
+    }
+
+    /** Sends a client's STDIN, SIGNAL or RESIZE frame on to a relayed channel. */
+    public void relay(FrameType type, int channel, byte[] payload) throws IOException {
+        if (!relays.containsKey(channel)) {
+            return;   // the command has ended; the agent would ignore it anyway
+        }
+        send(new Frame(type, channel, payload));
+    }
+
     /** False once the link has ended for any reason. */
     public boolean isOpen() {
         return linkFailure.get() == null;
@@ -333,9 +402,20 @@ public final class AgentClient implements Closeable {
                     poweredOff = true;
                     reply(pendingPowerOff, frame);
                 }
+                case LOCK -> reply(pendingLock, frame);
+                case STATUS -> reply(pendingStatus, frame);
+                case FORWARD -> reply(pendingForward, frame);
                 case ERROR -> linkError(Protocol.fromJson(frame, ErrorMessage.class).message());
                 default -> emit("ignored unexpected " + frame);
             }
+            return;
+        }
+        Relay relay = relays.get(frame.channel());
+        if (relay != null) {
+            if (frame.type() == FrameType.EXIT || frame.type() == FrameType.ERROR) {
+                relays.remove(frame.channel());
+            }
+            relay.frame(frame);
             return;
         }
         CommandHandle command = commands.get(frame.channel());
@@ -373,7 +453,8 @@ public final class AgentClient implements Closeable {
     private void linkError(String message) {
         AgentProtocolException error = new AgentProtocolException("agent reported an error: " + message);
         boolean anyone = false;
-        for (AtomicReference<CompletableFuture<Frame>> slot : List.of(pendingHello, pendingEngine, pendingPowerOff)) {
+        for (AtomicReference<CompletableFuture<Frame>> slot : List.of(pendingHello, pendingEngine, pendingPowerOff, pendingLock, pendingStatus,
+                pendingForward)) {
             CompletableFuture<Frame> waiter = slot.get();
             if (waiter != null) {
                 anyone |= waiter.completeExceptionally(error);
@@ -389,7 +470,8 @@ public final class AgentClient implements Closeable {
         if (!linkFailure.compareAndSet(null, failure)) {
             return false;
         }
-        for (AtomicReference<CompletableFuture<Frame>> slot : List.of(pendingHello, pendingEngine, pendingPowerOff)) {
+        for (AtomicReference<CompletableFuture<Frame>> slot : List.of(pendingHello, pendingEngine, pendingPowerOff, pendingLock, pendingStatus,
+                pendingForward)) {
             CompletableFuture<Frame> waiter = slot.get();
             if (waiter != null) {
                 waiter.completeExceptionally(failure);
@@ -399,6 +481,12 @@ public final class AgentClient implements Closeable {
             CommandHandle command = commands.remove(channel);
             if (command != null) {
                 command.failed(failure);
+            }
+        }
+        for (Integer channel : relays.keySet()) {
+            Relay relay = relays.remove(channel);
+            if (relay != null) {
+                relay.lost(failure);
             }
         }
         return true;

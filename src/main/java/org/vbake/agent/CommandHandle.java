@@ -67,6 +67,14 @@ public final class CommandHandle {
         client.send(new Frame(FrameType.SIGNAL, channel, Protocol.toJson(new SignalRequest(signal))));
     }
 
+    /** Tells a tty command its terminal's new size; ignored by the agent for other commands. */
+    public void resize(int rows, int cols) throws IOException {
+        if (exit.isDone()) {
+            return;
+        }
+        client.send(new Frame(FrameType.RESIZE, channel, Protocol.toJson(new Protocol.Resize(rows, cols))));
+    }
+
     /**
      * Waits for EXIT.
      *

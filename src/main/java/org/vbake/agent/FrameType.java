@@ -16,7 +16,12 @@ public enum FrameType {
     ENGINE(0x09, true),
     ENGINE_READY(0x0A, true),
     POWEROFF(0x0B, true),
-    ERROR(0x0C, true);
+    ERROR(0x0C, true),
+    RESIZE(0x0D, true),
+    // Spoken only between vbake clients and a resident guest's daemon; the agent never sees them.
+    LOCK(0x20, true),
+    STATUS(0x21, true),
+    FORWARD(0x22, true);
 
     private static final FrameType[] BY_CODE = new FrameType[256];
 

@@ -48,7 +48,8 @@ public final class Protocol {
      */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     @JsonIgnoreProperties(ignoreUnknown = true)
-    public record ExecRequest(List<String> argv, List<String> env, String cwd, boolean stdin) {
+    public record ExecRequest(List<String> argv, List<String> env, String cwd, boolean stdin, Boolean tty,
+            Integer rows, Integer cols) {
 
         public ExecRequest {
             if (argv == null || argv.isEmpty()) {
@@ -58,22 +59,45 @@ public final class Protocol {
             env = env == null ? null : List.copyOf(env);
         }
 
+        public ExecRequest(List<String> argv, List<String> env, String cwd, boolean stdin) {
+            this(argv, env, cwd, stdin, null, null, null);
+        }
+
         /** A command without extra environment, in {@code /}, with stdin from /dev/null. */
         public static ExecRequest of(String... argv) {
             return new ExecRequest(Arrays.asList(argv), null, null, false);
         }
 
         public ExecRequest withEnv(List<String> newEnv) {
-            return new ExecRequest(argv, newEnv, cwd, stdin);
+            return new ExecRequest(argv, newEnv, cwd, stdin, tty, rows, cols);
         }
 
         public ExecRequest withCwd(String newCwd) {
-            return new ExecRequest(argv, env, newCwd, stdin);
+            return new ExecRequest(argv, env, newCwd, stdin, tty, rows, cols);
         }
 
         public ExecRequest withStdin(boolean newStdin) {
-            return new ExecRequest(argv, env, cwd, newStdin);
+            return new ExecRequest(argv, env, cwd, newStdin, tty, rows, cols);
         }
+
+        /**
+         * On a pseudo-terminal of {@code rows} x {@code cols} (0 = unknown): stdout and stderr
+         * both arrive as STDOUT, and the command is a session leader with it as controlling tty.
+         */
+        public ExecRequest withTty(int newRows, int newCols) {
+            return new ExecRequest(argv, env, cwd, true, Boolean.TRUE, newRows > 0 ? newRows : null,
+                    newCols > 0 ? newCols : null);
+        }
+
+        public boolean ttyRequested() {
+            return Boolean.TRUE.equals(tty);
+        }
+    }
+
+    /** RESIZE: a tty command's new window size. */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public record Resize(int rows, int cols) {
     }
 
     /**
@@ -109,11 +133,24 @@ public final class Protocol {
     @JsonInclude(JsonInclude.Include.NON_NULL)
     @JsonIgnoreProperties(ignoreUnknown = true)
     public record EngineRequest(List<String> argv, List<String> env, String socket, String httpPath,
-            long timeoutMillis) {
+            long timeoutMillis, Boolean stop) {
 
         public EngineRequest {
             argv = argv == null ? List.of() : List.copyOf(argv);
             env = env == null ? null : List.copyOf(env);
+        }
+
+        public EngineRequest(List<String> argv, List<String> env, String socket, String httpPath, long timeoutMillis) {
+            this(argv, env, socket, httpPath, timeoutMillis, null);
+        }
+
+        /** Stops the running engine (SIGTERM, then SIGKILL); the reply comes once it has exited. */
+        public static EngineRequest stopRequest(long timeoutMillis) {
+            return new EngineRequest(List.of(), null, null, null, timeoutMillis, Boolean.TRUE);
+        }
+
+        public boolean stopping() {
+            return Boolean.TRUE.equals(stop);
         }
     }
 
@@ -129,13 +166,41 @@ public final class Protocol {
     public record PowerOffReply(boolean ok, String message) {
     }
 
+    /**
+     * LOCK, resident daemon only: {@code hold} true asks for the guest to oneself (other clients'
+     * new commands wait, running ones are waited for), false gives it back. The reply echoes
+     * {@code hold} with {@code ok}.
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public record LockRequest(boolean hold, Boolean ok, String message) {
+    }
+
+    /** STATUS, resident daemon only: what {@code vmemres status} shows. */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public record DaemonStatus(long pid, Long qemuPid, String arch, String runtime, String suite, int memoryMb,
+            int cpus, long startedMillis, long lastActivityMillis, int clients, int commands, Long qemuRssKb,
+            Long idleTimeoutSeconds, String stateDir) {
+    }
+
+    /**
+     * FORWARD, resident daemon only: forward {@code 127.0.0.1:hostPort} on the host to
+     * {@code guestPort} in the guest ({@code protocol} tcp or udp). The reply echoes it with
+     * {@code ok} and, on failure, {@code message}.
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public record Forward(String protocol, int hostPort, int guestPort, Boolean ok, String message) {
+    }
+
     /** ERROR: the agent found a protocol error in something the host sent. */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     @JsonIgnoreProperties(ignoreUnknown = true)
     public record ErrorMessage(String message) {
     }
 
-    static byte[] toJson(Object message) {
+    public static byte[] toJson(Object message) {
         try {
             return MAPPER.writeValueAsBytes(message);
         } catch (IOException e) {
@@ -145,7 +210,7 @@ public final class Protocol {
     }
 
     /** Decodes a control frame's payload; malformed JSON means the peers disagree on the wire. */
-    static <T> T fromJson(Frame frame, Class<T> type) throws AgentProtocolException {
+    public static <T> T fromJson(Frame frame, Class<T> type) throws AgentProtocolException {
         try {
             T value = MAPPER.readValue(frame.payload(), type);
             if (value == null) {

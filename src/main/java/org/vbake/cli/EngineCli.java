@@ -29,6 +29,10 @@ import org.vbake.instance.Trees;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
 import org.vbake.session.GuestSession;
+import org.vbake.agent.Protocol;
+import org.vbake.agent.Protocol.ExecRequest;
+import org.vbake.api.Event;
+import org.vbake.resident.ResidentClient;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -61,6 +65,11 @@ final class EngineCli {
                 description = "Target architecture: aarch64 (arm64) or x86_64 (amd64). Default: from the program name "
                         + "(vdkr-aarch64), $VDKR_ARCH/$VPDMN_ARCH, arch= in ~/.config/vdkr/config (vpdmn), or the host.")
         String arch;
+
+        @Option(names = {"-I", "--instance"}, paramLabel = "NAME",
+                description = "A separate instance (its own state and resident guest) beside the default one: "
+                        + "~/.vdkr/<arch>-NAME.")
+        String instance;
 
         @Option(names = "--suite", paramLabel = "SUITE",
                 description = "Debian release the guest (and so the engine version) comes from: trixie (docker 26, "
@@ -127,6 +136,18 @@ final class EngineCli {
 
     int run(String[] argv) {
         Args args = new Args();
+        if (!FastOptionParser.parse(args, argv)) {
+            args = new Args();
+            Integer done = parseWithPicocli(args, argv);
+            if (done != null) {
+                return done;
+            }
+        }
+        return execute(args);
+    }
+
+    /** Full picocli parsing: help, version and error messages. Null when there is a command to run. */
+    private Integer parseWithPicocli(Args args, String[] argv) {
         CommandLine cl = new CommandLine(args)
                 .setCommandName(config.prog())
                 .setStopAtPositional(true)
@@ -151,6 +172,10 @@ final class EngineCli {
             cl.printVersionHelp(new PrintStream(out, true));
             return ExitCodes.OK;
         }
+        return null;
+    }
+
+    private int execute(Args args) {
         EventPrinter events = new EventPrinter(config.prog(), err, args.debug);
         try {
             if (args.command.isEmpty()) {
@@ -158,8 +183,13 @@ final class EngineCli {
                         + config.prog() + " --help'");
             }
             GuestOptions options = options(args);
-            if (args.command.get(0).equals("clean")) {
-                return clean(options, args.command.subList(1, args.command.size()));
+            String verb = args.command.get(0);
+            List<String> rest = args.command.subList(1, args.command.size());
+            if (verb.equals("clean")) {
+                return clean(options, rest);
+            }
+            if (verb.equals("vmemres")) {
+                return new VmemresCommand(config, options, idleTimeout(), out, err, events).run(rest);
             }
             return runInGuest(options, args, events);
         } catch (VbakeException e) {
@@ -204,6 +234,15 @@ final class EngineCli {
         if (stateDir == null && config.configValue("state-dir") != null) {
             stateDir = Path.of(config.configValue("state-dir"));
         }
+        if (args.instance != null) {
+            if (!args.instance.matches("[A-Za-z0-9][A-Za-z0-9_.]{0,31}")) {
+                throw new BadInputException("bad instance name '" + args.instance + "'",
+                        "use up to 32 letters, digits, '_' and '.'");
+            }
+            Path base = stateDir != null ? stateDir.toAbsolutePath().normalize()
+                    : StateDir.defaultRoot(config.runtime(), arch);
+            stateDir = base.resolveSibling(base.getFileName() + "-" + args.instance);
+        }
         String cache = config.env().get("VBAKE_CACHE_DIR");
         return GuestOptions.defaults(arch, config.runtime())
                 .withSuite(suite)
@@ -215,23 +254,113 @@ final class EngineCli {
 
     private int runInGuest(GuestOptions options, Args args, EventPrinter events)
             throws VbakeException, InterruptedException {
+        StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+        ResidentClient.Link link = ResidentClient.connect(sd, options.bootTimeout());
+        if (link == null && autoDaemon()) {
+            new GuestImages(cacheRoot(options), new CommonsExecRunner(), events)
+                    .ensure(options.suite(), options.arch(), options.runtime(), false);
+            link = ResidentClient.start(options, idleTimeout(), events);
+        }
+        if (link != null) {
+            String driver = link.record().driver();
+            if (args.storageDriver != null && !args.storageDriver.equals(driver)) {
+                link.close();
+                throw new BadInputException("the resident guest uses the " + driver + " storage driver, not "
+                        + args.storageDriver, "drop --storage-driver, or '" + config.prog()
+                        + " vmemres stop' first");
+            }
+            options = options.withStorageDriver(driver);
+            events.on(new Event.Debug("using the resident guest (daemon pid " + link.record().pid() + ")"));
+        }
+        try {
+            return runCommand(options, args, events, link);
+        } finally {
+            if (link != null) {
+                link.close();
+            }
+        }
+    }
+
+    private Path cacheRoot(GuestOptions options) {
+        return options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
+    }
+
+    private boolean autoDaemon() throws BadInputException {
+        String v = config.configValue("auto-daemon");
+        return v != null && (v.equals("true") || v.equals("yes") || v.equals("1"));
+    }
+
+    /** {@code idle-timeout} from the config: seconds, or with s/m/h; 0 = never. Default 30 min. */
+    private Duration idleTimeout() throws BadInputException {
+        String v = config.configValue("idle-timeout");
+        if (v == null || v.isBlank()) {
+            return Duration.ofMinutes(30);
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)\\s*([smh]?)").matcher(v.strip());
+        if (!m.matches()) {
+            throw new BadInputException("idle-timeout '" + v + "' in " + config.configFile() + " is not a duration",
+                    "e.g. idle-timeout=30m, 900 (seconds), 2h, or 0 for never");
+        }
+        long n = Long.parseLong(m.group(1));
+        return switch (m.group(2)) {
+            case "m" -> Duration.ofMinutes(n);
+            case "h" -> Duration.ofHours(n);
+            default -> Duration.ofSeconds(n);
+        };
+    }
+
+    /** The command's words after vbake's own rewrites: {@code vrun} and {@code vshell}. */
+    private List<String> engineCommand(List<String> command) {
+        if (command.get(0).equals("vrun")) {
+            List<String> run = new ArrayList<>(List.of("run", "--entrypoint="));
+            run.addAll(command.subList(1, command.size()));
+            return run;
+        }
+        return command;
+    }
+
+    private int runCommand(GuestOptions options, Args args, EventPrinter events, ResidentClient.Link link)
+            throws VbakeException, InterruptedException {
+        boolean attached = link != null;
         ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
         boolean partition = args.storage != null && PartitionExporter.wanted(args.storage);
+        if (partition && attached) {
+            throw new BadInputException("--storage " + args.storage + ": an .ext4 partition image needs a guest booted "
+                    + "for it", "use .tar/.tar.gz/.tar.zst, or '" + config.prog() + " vmemres stop' first");
+        }
         if (args.storage != null && !partition) {
             StorageFile.check(args.storage, "--storage");
         }
         if (args.inputStorage != null && !Files.isRegularFile(args.inputStorage)) {
             throw new BadInputException("--input-storage " + args.inputStorage + ": no such file");
         }
-        Path cacheRoot = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
+        String verb = args.command.get(0);
+        boolean shell = verb.equals("vshell");
+        List<String> words = engineCommand(args.command);
+        RunArgs runArgs = List.of("run", "exec", "create").contains(words.get(0))
+                ? RunArgs.parse(words.subList(1, words.size())) : null;
+        if (runArgs != null && !runArgs.publishes().isEmpty()) {
+            PublishedPorts.parse(runArgs);
+            if (!attached) {
+                throw new BadInputException("publishing ports (-p) needs a resident guest",
+                        "start one first: " + config.prog() + " -a " + options.arch().id() + " vmemres start");
+            }
+        }
+                boolean tty = Terminal.interactive() && handleSignals
+                && (shell || (runArgs != null && runArgs.tty()) || (verb.equals("start") && words.contains("-ai")));
+        Path cacheRoot = cacheRoot(options);
         HostCommands.Settings settings = new HostCommands.Settings(Set.copyOf(args.insecureRegistries), args.authFile,
                 args.allowArchMismatch, config.env(), cacheRoot);
         HostCommands host = new HostCommands(options, runtime, settings, events, stdin, out, err);
         CommonsExecRunner runner = new CommonsExecRunner();
         AtomicInteger interrupts = new AtomicInteger();
         Path outputDisk = null;
-        try (InputDisk disk = InputDisk.create(cacheRoot.resolve("tmp"))) {
-            HostCommands.Plan plan = host.plan(args.command, disk);
+        String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/"
+                + java.util.UUID.randomUUID().toString().substring(0, 12);
+        List<String> command = engineCommand(args.command);
+        try (InputDisk disk = attached ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
+                : InputDisk.create(cacheRoot.resolve("tmp"))) {
+            HostCommands.Plan plan = shell ? shellPlan(tty) : host.plan(command, disk);
             if (partition) {
                 StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
                 outputDisk = PartitionExporter.prepare(args.storage, sd.stateDisk(), runner);
@@ -240,7 +369,8 @@ final class EngineCli {
             if (args.inputStorage != null) {
                 StorageTrees.stage(args.inputStorage, disk);
             }
-            if (disk.hasFiles()) {
+            boolean staged = disk.hasFiles();
+            if (staged && !attached) {
                 options = options.withInputDisk(disk.build(runner));
             }
             GuestSession.BeforeEngine before = session -> {
@@ -249,7 +379,9 @@ final class EngineCli {
                 }
                 plan.beforeEngine(session);
             };
-            try (GuestSession session = GuestSession.boot(options, runner, events, before)) {
+            try (GuestSession session = attached
+                    ? GuestSession.attach(options, link.client(), link.hello(), events)
+                    : GuestSession.boot(options, runner, events, before)) {
                 if (handleSignals) {
                     SignalForwarding.install(() -> {
                         int n = interrupts.incrementAndGet();
@@ -264,8 +396,46 @@ final class EngineCli {
                         }
                     });
                 }
-                int code = plan.run(session);
-                out.flush();
+                boolean restart = attached && (args.inputStorage != null || plan.needsEngineRestart());
+                AutoCloseable exclusive = restart ? session.exclusive() : null;
+                HostVolumes volumes = runArgs != null && !runArgs.volumes().isEmpty()
+                        ? new HostVolumes(session, runArgs, transfer + "/volumes", events, err, config.prog()) : null;
+                HostCommands.Plan runPlan = plan;
+                int code;
+                try {
+                    if (attached && staged) {
+                        session.upload(disk);
+                    }
+                    if (restart) {
+                        session.restartEngine(before);
+                    }
+                    if (volumes != null) {
+                        command = volumes.copyIn(command);
+                        runPlan = host.plan(command, disk);
+                    }
+                    if (runArgs != null && !runArgs.publishes().isEmpty()) {
+                        for (PublishedPorts.Port p : PublishedPorts.parse(runArgs)) {
+                            session.forwardPort(p.protocol(), p.host(), p.guest());
+                        }
+                        command = PublishedPorts.rewrite(command, runArgs);
+                        runPlan = host.plan(command, disk);
+                    }
+                    code = tty ? runTty(session, command, shell) : runPlan.run(session);
+                    out.flush();
+                    if (attached && !readOnly(command)) {
+                        // A resident guest may be killed at any time: what the engine wrote
+                        // (layer files are not fsync'd by it) goes to the state disk now.
+                        session.check(List.of("sync", "-f", runtime.storagePath()), "sync the state disk");
+                    }
+                    if (volumes != null) {
+                        volumes.copyOut();
+                    }
+                } finally {
+                    if ((attached && staged) || (volumes != null && !volumes.keepInGuest())) {
+                        removeTransfer(session, transfer);
+                    }
+                    closeQuietly(exclusive);
+                }
                 if (args.storage != null) {
                     if (code != 0) {
                         err.println(config.prog() + ": not writing " + args.storage + ": the command failed");
@@ -273,8 +443,16 @@ final class EngineCli {
                         new StorageExporter(events).exportPartition(session, outputDisk, args.storage,
                                 args.storageContainers, sourceDateEpoch());
                     } else {
-                        new StorageExporter(events).export(session, args.storage, args.storageContainers,
-                                sourceDateEpoch());
+                        // On a resident guest, other clients' commands wait while the tree is read.
+                        try (AutoCloseable alone = session.exclusive()) {
+                            new StorageExporter(events).export(session, args.storage, args.storageContainers,
+                                    sourceDateEpoch());
+                        } catch (VbakeException | InterruptedException | RuntimeException e) {
+                            throw e;
+                        } catch (Exception e) {
+                            throw new VbakeException(ExitCodes.FAILURE, "cannot release the resident guest: "
+                                    + e.getMessage(), null, e);
+                        }
                     }
                 }
                 return code;
@@ -295,6 +473,84 @@ final class EngineCli {
         }
     }
 
+    private static final Set<String> READ_ONLY = Set.of("images", "ps", "inspect", "info", "version", "logs",
+            "history", "events", "top", "stats", "port", "diff", "search", "save", "export", "cp");
+    private static final Set<String> READ_ONLY_SUB = Set.of("ls", "list", "inspect", "history", "df", "info",
+            "save", "export", "logs", "top", "port", "diff", "stats");
+
+    /** Commands that change nothing in the store, so nothing needs syncing after them. */
+    static boolean readOnly(List<String> command) {
+        String verb = command.get(0);
+        if (READ_ONLY.contains(verb)) {
+            return true;
+        }
+        return List.of("image", "container", "volume", "network", "system", "manifest").contains(verb)
+                && command.size() > 1 && READ_ONLY_SUB.contains(command.get(1));
+    }
+
+    /** {@code vshell}: a shell in the guest, with the engine's CLI on its PATH and environment. */
+    private HostCommands.Plan shellPlan(boolean tty) {
+        return session -> {
+            if (tty) {
+                return 0;   // run by runTty
+            }
+            ExecRequest req = new ExecRequest(List.of("/bin/sh"), session.runtime().cliEnv(), "/", stdin != null);
+            Protocol.ExitStatus st = session.exec(req, stdin, out, err);
+            return st.code();
+        };
+    }
+
+    /**
+     * A command on a pseudo-terminal: the user's terminal in raw mode, so Ctrl-C, Ctrl-D and every
+     * other key go to the container, and window changes follow.
+     */
+    private int runTty(GuestSession session, List<String> command, boolean shell)
+            throws VbakeException, InterruptedException, IOException {
+        int[] size = Terminal.size();
+        InputStream terminal = new java.io.FileInputStream(java.io.FileDescriptor.in);
+        try (Terminal raw = Terminal.raw(session::resizeRunning)) {
+            Protocol.ExitStatus st;
+            if (shell) {
+                ExecRequest req = new ExecRequest(List.of("/bin/sh", "-i"), withTerm(session.runtime().cliEnv()), "/",
+                        true).withTty(size[0], size[1]);
+                st = session.exec(req, terminal, out, out);
+            } else {
+                st = session.runCliTty(command, size[0], size[1], terminal, out);
+            }
+            out.flush();
+            return st.code();
+        }
+    }
+
+    private List<String> withTerm(List<String> env) {
+        List<String> e = new ArrayList<>(env != null ? env : List.of());
+        String term = config.env().get("TERM");
+        e.add("TERM=" + (term != null ? term : "xterm"));
+        return e;
+    }
+
+    private void removeTransfer(GuestSession session, String transfer) throws InterruptedException {
+        try {
+            session.check(List.of("rm", "-rf", transfer), "remove " + transfer);
+        } catch (VbakeException e) {
+            err.println(config.prog() + ": warning: " + e.getMessage());
+        }
+    }
+
+    private static void closeQuietly(AutoCloseable c) throws VbakeException {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (VbakeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new VbakeException(ExitCodes.FAILURE, "cannot release the resident guest: " + e.getMessage(),
+                    null, e);
+        }
+    }
+
     private Long sourceDateEpoch() throws BadInputException {
         return ToolConfig.sourceDateEpoch(config.env());
     }
@@ -305,6 +561,10 @@ final class EngineCli {
             throw new BadInputException("'clean' takes no arguments, got: " + String.join(" ", rest));
         }
         StateDir any = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+        if (ResidentClient.status(any).running()) {
+            throw new BadInputException("a resident guest is running on " + any.dir(),
+                    "stop it first: " + config.prog() + " vmemres stop");
+        }
         Path root = any.root();
         if (!Files.isDirectory(root)) {
             err.println(config.prog() + ": nothing to clean for " + options.arch() + " (" + root + " does not exist)");

@@ -44,6 +44,11 @@ final class HostCommands {
         }
 
         int run(GuestSession session) throws VbakeException, InterruptedException, IOException;
+
+        /** True when {@link #beforeEngine} has work, which on a resident guest means an engine restart. */
+        default boolean needsEngineRestart() {
+            return false;
+        }
     }
 
     /** What the vdkr/vpdmn options say about registries and arch checks. */
@@ -85,6 +90,8 @@ final class HostCommands {
                 return importRootfs(rest, disk);
             case "save":
                 return save(rest);
+            case "images":
+                return images(command);
             default:
                 return passthrough(command);
         }
@@ -92,6 +99,30 @@ final class HostCommands {
 
     private Plan passthrough(List<String> command) {
         return session -> exitCode(session.runCli(command, stdin, out, err));
+    }
+
+    /**
+     * docker's {@code images} with no options beyond -a/-q/--no-trunc is answered from the engine
+     * API (see {@link DockerImagesTable}); anything else, or an API failure, goes to the CLI.
+     */
+    private Plan images(List<String> command) {
+        DockerImagesTable.Options o = DockerImagesTable.Options.parse(command.subList(1, command.size()));
+        if (runtime.kind() != org.vbake.api.RuntimeKind.DOCKER || o == null) {
+            return passthrough(command);
+        }
+        return session -> {
+            java.io.ByteArrayOutputStream json = new java.io.ByteArrayOutputStream();
+            ExitStatus st = session.exec(new org.vbake.agent.Protocol.ExecRequest(List.of(GuestSession.AGENT,
+                    "engine-get", "--socket", runtime.engine(0).socket(), o.apiPath()), null, null, false),
+                    null, json, OutputStream.nullOutputStream());
+            if (!st.succeeded()) {
+                return exitCode(session.runCli(command, stdin, out, err));
+            }
+            out.write(DockerImagesTable.render(json.toByteArray(), o, System.currentTimeMillis())
+                    .getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            return 0;
+        };
     }
 
     private int exitCode(ExitStatus status) throws IOException {
@@ -138,6 +169,11 @@ final class HostCommands {
             @Override
             public void beforeEngine(GuestSession session) throws VbakeException, InterruptedException {
                 loader.addRepoDigests(session, staged);
+            }
+
+            @Override
+            public boolean needsEngineRestart() {
+                return loader.needsRepoDigests(staged);
             }
 
             @Override

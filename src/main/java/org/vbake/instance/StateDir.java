@@ -100,7 +100,7 @@ public final class StateDir {
      */
     public Path runDir() {
         Path inside = dir.resolve("run");
-        if (inside.resolve("agent.sock").toString().getBytes(StandardCharsets.UTF_8).length <= MAX_SOCKET_PATH) {
+        if (inside.resolve("daemon.sock").toString().getBytes(StandardCharsets.UTF_8).length <= MAX_SOCKET_PATH) {
             return inside;
         }
         String user = System.getProperty("user.name", "user");
@@ -117,6 +117,21 @@ public final class StateDir {
 
     public Path pidFile() {
         return runDir().resolve("qemu.pid");
+    }
+
+    /** Where a resident guest's daemon takes its clients (vmemres). */
+    public Path daemonSocket() {
+        return runDir().resolve("daemon.sock");
+    }
+
+    /** The resident daemon's record of itself: pid, state, and why it ended if it did. */
+    public Path daemonFile() {
+        return runDir().resolve("daemon.json");
+    }
+
+    /** The resident daemon's own log (boot progress, clients, shutdown). */
+    public Path daemonLog() {
+        return dir.resolve("daemon.log");
     }
 
     /** Creates the directories, private to the user (0700). */

@@ -12,6 +12,13 @@ import org.vbake.api.RuntimeKind;
  */
 public interface ContainerRuntime {
 
+    /**
+     * A directory at the top of the state disk, left alone by the engines and never exported,
+     * where host files are copied for a resident guest (inputs, volumes). Not under the engines'
+     * {@code tmp/}, which dockerd empties when it starts.
+     */
+    String TRANSFER_DIR = ".vbake-transfer";
+
     RuntimeKind kind();
 
     /** The engine's CLI in the guest: {@code docker} or {@code podman}. */

@@ -68,6 +68,6 @@ final class DockerRuntime implements ContainerRuntime {
         // (which holds this guest's networks) are rebuilt by the target's dockerd; engine-id
         // must be unique per device; buildkit/ is a build cache.
         return List.of("lost+found", "runtimes", "tmp", "containerd", "network", "engine-id", "buildkit",
-                "swarm", "overlay2/backingFsBlockDev", "vfs/backingFsBlockDev", "volumes/backingFsBlockDev");
+                "swarm", "overlay2/backingFsBlockDev", "vfs/backingFsBlockDev", "volumes/backingFsBlockDev", TRANSFER_DIR);
     }
 }

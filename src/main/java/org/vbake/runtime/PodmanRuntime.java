@@ -62,7 +62,7 @@ final class PodmanRuntime implements ContainerRuntime {
         // The libpod database records this guest's paths and network backend; the target's
         // podman creates its own. tmp/ holds half-finished pulls.
         return List.of("lost+found", "libpod/bolt_state.db", "db.sql", "tmp", "defaultNetworkBackend",
-                "overlay/backingFsBlockDev", "vfs/backingFsBlockDev");
+                "overlay/backingFsBlockDev", "vfs/backingFsBlockDev", TRANSFER_DIR);
     }
 
     @Override

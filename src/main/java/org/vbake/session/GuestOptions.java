@@ -27,47 +27,54 @@ public record GuestOptions(
         Duration bootTimeout,
         String storageDriver,
         Path inputDisk,
-        Path outputDisk) {
+        Path outputDisk,
+        boolean network) {
 
     public static final String DEFAULT_SUITE = "trixie";
 
     public static GuestOptions defaults(Arch arch, RuntimeKind runtime) {
         return new GuestOptions(arch, runtime, DEFAULT_SUITE, null, null, 0, 0, 32 * 1024, Duration.ofMinutes(3),
-                null, null, null);
+                null, null, null, false);
     }
 
     public GuestOptions withSuite(String s) {
         return new GuestOptions(arch, runtime, s, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk, outputDisk);
+                storageDriver, inputDisk, outputDisk, network);
     }
 
     public GuestOptions withStateRoot(Path p) {
         return new GuestOptions(arch, runtime, suite, p, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk, outputDisk);
+                storageDriver, inputDisk, outputDisk, network);
     }
 
     public GuestOptions withCacheDir(Path p) {
         return new GuestOptions(arch, runtime, suite, stateRoot, p, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk, outputDisk);
+                storageDriver, inputDisk, outputDisk, network);
     }
 
     public GuestOptions withResources(int mem, int n) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, mem, n, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk, outputDisk);
+                storageDriver, inputDisk, outputDisk, network);
     }
 
     public GuestOptions withStorageDriver(String driver) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                driver, inputDisk, outputDisk);
+                driver, inputDisk, outputDisk, network);
+    }
+
+    /** With a user-mode NIC for published ports (resident guests). */
+    public GuestOptions withNetwork(boolean on) {
+        return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
+                storageDriver, inputDisk, outputDisk, on);
     }
 
     public GuestOptions withInputDisk(Path disk) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, disk, outputDisk);
+                storageDriver, disk, outputDisk, network);
     }
 
     public GuestOptions withOutputDisk(Path disk) {
         return new GuestOptions(arch, runtime, suite, stateRoot, cacheDir, memoryMb, cpus, stateSizeMb, bootTimeout,
-                storageDriver, inputDisk, disk);
+                storageDriver, inputDisk, disk, network);
     }
 }

@@ -14,7 +14,9 @@ import java.util.Set;
 import org.vbake.agent.AgentClient;
 import org.vbake.agent.AgentProtocolException;
 import org.vbake.agent.CommandHandle;
+import org.vbake.agent.Protocol;
 import org.vbake.agent.Protocol.EngineReady;
+import org.vbake.agent.Protocol.EngineRequest;
 import org.vbake.agent.Protocol.ExecRequest;
 import org.vbake.agent.Protocol.ExitStatus;
 import org.vbake.agent.Protocol.Hello;
@@ -38,6 +40,9 @@ import org.vbake.vm.VmSpec;
  * One boot of a target-arch guest: image from the cache, state disk, QEMU, agent handshake,
  * engine start; then commands; then a clean power-off. Always {@link #close()} it (try-with-
  * resources): close powers the guest off and makes sure no QEMU process is left.
+ *
+ * <p>A session can also be {@linkplain #attach attached} to a resident guest through its daemon:
+ * the same commands, but no boot, no instance lock of its own, and close only disconnects.
  */
 public final class GuestSession implements AutoCloseable {
 
@@ -65,8 +70,166 @@ public final class GuestSession implements AutoCloseable {
         this.events = events;
         this.lock = lock;
         this.vm = vm;
-        this.killOnExit = new Thread(vm::kill, "vbake-kill-qemu");
-        Runtime.getRuntime().addShutdownHook(killOnExit);
+        if (vm != null) {
+            this.killOnExit = new Thread(vm::kill, "vbake-kill-qemu");
+            Runtime.getRuntime().addShutdownHook(killOnExit);
+        } else {
+            this.killOnExit = null;
+        }
+    }
+
+    /**
+     * A session on a resident guest, over a connection to its daemon that has done the
+     * handshake. The engine is already running.
+     */
+    public static GuestSession attach(GuestOptions options, AgentClient daemon, Hello hello, EventListener events)
+            throws BadInputException {
+        ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
+        StateDir state = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+        GuestSession session = new GuestSession(options, state, runtime, events, null, null);
+        session.agent = daemon;
+        session.hello = hello;
+        return session;
+    }
+
+    /** True for a session on a resident guest (see {@link #attach}). */
+    public boolean isAttached() {
+        return vm == null;
+    }
+
+    /** The agent link: the daemon of a resident guest relays its clients' channels over it. */
+    public AgentClient agentClient() {
+        return agent;
+    }
+
+    /** False once QEMU has exited; always true for an attached session (the daemon watches it). */
+    public boolean isAlive() {
+        return vm == null || vm.isAlive();
+    }
+
+    /**
+     * Has the guest to this session alone until the returned handle is closed: on a resident
+     * guest other clients' commands wait; a booted session is alone anyway.
+     */
+    public AutoCloseable exclusive() throws VbakeException, InterruptedException {
+        if (!isAttached()) {
+            return () -> { };
+        }
+        try {
+            Protocol.LockRequest r = agent.lock(true, Duration.ofHours(1));
+            if (!Boolean.TRUE.equals(r.ok())) {
+                throw guestFailure("the resident guest refused exclusive use: " + r.message(), null);
+            }
+        } catch (IOException e) {
+            throw guestFailure("lost the resident guest: " + e.getMessage(), e);
+        }
+        return () -> {
+            if (agent.isOpen()) {
+                agent.lock(false, Duration.ofMinutes(1));
+            }
+        };
+    }
+
+    /** Forwards 127.0.0.1:{@code hostPort} on the host to {@code guestPort} in a resident guest. */
+    public void forwardPort(String protocol, int hostPort, int guestPort) throws VbakeException, InterruptedException {
+        if (!isAttached()) {
+            throw new BadInputException("publishing ports (-p) needs a resident guest",
+                    "start one with 'vmemres start'; a guest booted for one command is gone when it ends");
+        }
+        try {
+            Protocol.Forward r = agent.forward(new Protocol.Forward(protocol, hostPort, guestPort, null, null),
+                    Duration.ofSeconds(30));
+            if (!Boolean.TRUE.equals(r.ok())) {
+                throw new BadInputException("-p " + hostPort + ":" + guestPort + ": " + r.message());
+            }
+        } catch (IOException e) {
+            throw guestFailure("lost the resident guest: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * On a resident guest, runs {@code beforeEngine} with the engine stopped and starts it again;
+     * the caller holds {@link #exclusive()}. On a booted session the engine is already up, so
+     * this is only for attached ones.
+     */
+    public void restartEngine(BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
+        long t0 = System.nanoTime();
+        try {
+            EngineReady stopped = agent.startEngine(EngineRequest.stopRequest(60_000), Duration.ofSeconds(90));
+            if (!stopped.ok()) {
+                throw guestFailure("cannot stop the " + runtime.kind() + " engine: " + stopped.message(), null);
+            }
+            phase(events, "engine stopped", t0);
+            beforeEngine.run(this);
+            long t1 = System.nanoTime();
+            EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()),
+                    options.bootTimeout());
+            if (!ready.ok()) {
+                throw guestFailure("the " + runtime.kind() + " engine did not start again: " + ready.message(), null);
+            }
+            phase(events, "engine ready", t1);
+        } catch (IOException e) {
+            throw guestFailure("lost the guest while restarting the engine: " + e.getMessage(), e);
+        }
+    }
+
+    /** Writes a tar stream. */
+    @FunctionalInterface
+    public interface TarWriter {
+        void write(OutputStream out) throws IOException;
+    }
+
+    /**
+     * Copies a staging area's files into the running guest, under {@link InputDisk#guestRoot()}
+     * (on the state disk, so big inputs do not fill the guest's RAM).
+     */
+    public void upload(org.vbake.storage.InputDisk disk) throws VbakeException, InterruptedException {
+        long t0 = System.nanoTime();
+        copyIn(disk.guestRoot(), disk::writeTar);
+        phase(events, "input copied into the guest", t0);
+    }
+
+    /** Unpacks what {@code source} writes into {@code guestDir} (created if missing). */
+    public void copyIn(String guestDir, TarWriter source) throws VbakeException, InterruptedException {
+        java.io.PipedInputStream tarIn = new java.io.PipedInputStream(1 << 20);
+        java.util.concurrent.atomic.AtomicReference<IOException> writeFailure =
+                new java.util.concurrent.atomic.AtomicReference<>();
+        Thread writer;
+        try {
+            java.io.PipedOutputStream tarOut = new java.io.PipedOutputStream(tarIn);
+            writer = new Thread(() -> {
+                try (tarOut) {
+                    source.write(tarOut);
+                } catch (IOException e) {
+                    writeFailure.set(e);
+                }
+            }, "vbake-copy-in");
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        writer.setDaemon(true);
+        writer.start();
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        ExitStatus st = exec(new ExecRequest(List.of(AGENT, "import-tree", "--root", guestDir), null, null,
+                true), tarIn, OutputStream.nullOutputStream(), err);
+        writer.join();
+        if (writeFailure.get() != null) {
+            throw new VbakeException(1, "cannot send files to the guest: " + writeFailure.get().getMessage(),
+                    null, writeFailure.get());
+        }
+        if (!st.succeeded()) {
+            throw commandFailure("copy files into the guest", st, err.toString(StandardCharsets.UTF_8));
+        }
+    }
+
+    /** Writes {@code guestDir}'s content as a tar to {@code out}. */
+    public void copyOut(String guestDir, OutputStream out) throws VbakeException, InterruptedException {
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        ExitStatus st = exec(new ExecRequest(List.of(AGENT, "export-tree", "--root", guestDir), null, null, false),
+                null, out, err);
+        if (!st.succeeded()) {
+            throw commandFailure("copy files out of the guest", st, err.toString(StandardCharsets.UTF_8));
+        }
     }
 
     /** Work done in the guest after the agent answers and before the engine starts. */
@@ -119,7 +282,7 @@ public final class GuestSession implements AutoCloseable {
             VmSpec spec = new VmSpec(image.kernel(), image.initrd(), image.toolsDisk(), state.stateDisk(),
                     state.agentSocket(), state.qmpSocket(), state.consoleLog(), state.pidFile(), Accel.TCG,
                     options.memoryMb(), options.cpus(), List.of("vbake.state=" + runtime.storagePath()),
-                    options.inputDisk(), options.outputDisk());
+                    options.inputDisk(), options.outputDisk(), options.network());
             events.on(new Event.Debug("state dir " + state.dir() + ", console log " + state.consoleLog()
                     + ", image " + image.dir()));
             long t1 = System.nanoTime();
@@ -171,11 +334,12 @@ public final class GuestSession implements AutoCloseable {
             if (beforeEngine != null) {
                 beforeEngine.run(this);
             }
-            if (!runtime.requiredDirs().isEmpty()) {
-                List<String> mkdir = new ArrayList<>(List.of("mkdir", "-p"));
-                mkdir.addAll(runtime.requiredDirs());
-                check(mkdir, "prepare the engine's directories");
-            }
+            // Host files copied in for an earlier command that never finished (QEMU killed).
+            List<String> mkdir = new ArrayList<>(List.of("/bin/sh", "-c", "rm -rf \"$1\" && shift && mkdir -p \"$@\"",
+                    "sh", runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR));
+            mkdir.addAll(runtime.requiredDirs());
+            mkdir.add(runtime.storagePath());
+            check(mkdir, "prepare the engine's directories");
 
             long t1 = System.nanoTime();
             EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()),
@@ -230,6 +394,19 @@ public final class GuestSession implements AutoCloseable {
         argv.addAll(runtime.cliGlobalArgs());
         argv.addAll(args);
         return exec(new ExecRequest(argv, runtime.cliEnv(), null, stdin != null), stdin, out, err);
+    }
+
+    /**
+     * Runs the engine's CLI on a pseudo-terminal of {@code rows} x {@code cols}: its output (stdout
+     * and stderr together, as a terminal shows them) goes to {@code out}.
+     */
+    public ExitStatus runCliTty(List<String> args, int rows, int cols, InputStream stdin, OutputStream out)
+            throws GuestException, InterruptedException {
+        List<String> argv = new ArrayList<>();
+        argv.add(runtime.cli());
+        argv.addAll(runtime.cliGlobalArgs());
+        argv.addAll(args);
+        return exec(new ExecRequest(argv, runtime.cliEnv(), null, true).withTty(rows, cols), stdin, out, out);
     }
 
     /** Runs any program in the guest. */
@@ -373,6 +550,18 @@ public final class GuestSession implements AutoCloseable {
         }
     }
 
+    /** Tells the tty command running now its terminal's new size. */
+    public void resizeRunning(int rows, int cols) {
+        CommandHandle h = running;
+        if (h != null) {
+            try {
+                h.resize(rows, cols);
+            } catch (IOException e) {
+                events.on(new Event.Debug("could not pass the window size: " + e.getMessage()));
+            }
+        }
+    }
+
     /** Forwards a signal (Ctrl-C) to the command running now, if any. */
     public void signalRunning(int signal) {
         CommandHandle h = running;
@@ -388,6 +577,10 @@ public final class GuestSession implements AutoCloseable {
     /** Powers the guest off (engine stopped, disks synced and unmounted) and makes sure QEMU is gone. */
     @Override
     public void close() throws InterruptedException {
+        if (isAttached()) {
+            agent.close();   // the resident guest stays up; the daemon ends this client's commands
+            return;
+        }
         long t0 = System.nanoTime();
         try {
             // Without a handshake the agent takes no POWEROFF: QEMU is stopped below instead.

@@ -76,14 +76,11 @@ public final class ImageLoader {
      * that has a repository and a digest, in dockerd's reference store.
      */
     public void addRepoDigests(GuestSession session, List<Staged> staged) throws VbakeException, InterruptedException {
-        if (runtime.kind() != RuntimeKind.DOCKER) {
+        if (!needsRepoDigests(staged)) {
             return;
         }
         List<Staged> withDigest = staged.stream()
                 .filter(s -> s.repoDigest() != null && s.image().repository() != null).toList();
-        if (withDigest.isEmpty()) {
-            return;
-        }
         String path = runtime.storagePath() + "/image/" + runtime.driver() + "/repositories.json";
         String current = session.check(List.of("/bin/sh", "-c", "cat \"$1\" 2>/dev/null || true", "sh", path),
                 "read the reference store");
@@ -106,6 +103,12 @@ public final class ImageLoader {
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** Whether {@link #addRepoDigests} has anything to write (docker, and an image with a repo digest). */
+    public boolean needsRepoDigests(List<Staged> staged) {
+        return runtime.kind() == RuntimeKind.DOCKER
+                && staged.stream().anyMatch(s -> s.repoDigest() != null && s.image().repository() != null);
     }
 
     /** Loads one staged image into the running engine and gives it its tags. Returns the image ID. */

@@ -12,6 +12,7 @@ import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.VbakeException;
+import org.vbake.runtime.ContainerRuntime;
 import org.vbake.storage.InputDisk;
 
 /**
@@ -104,7 +105,8 @@ public final class StorageTrees {
         String root = session.runtime().storagePath();
         events.on(new Event.Progress("unpacking the storage tree into " + root));
         session.check(List.of("/bin/sh", "-c", "cd \"$1\" && for f in * .[!.]* ..?*; do "
-                + "[ -e \"$f\" ] || [ -L \"$f\" ] || continue; [ \"$f\" = lost+found ] && continue; rm -rf \"$f\"; done",
+                + "[ -e \"$f\" ] || [ -L \"$f\" ] || continue; case \"$f\" in lost+found|" + ContainerRuntime.TRANSFER_DIR + ") continue;; esac; "
+                + "rm -rf \"$f\"; done",
                 "sh", root), "empty " + root);
         try {
             session.check(List.of(GuestSession.AGENT, "import-tree", "--root", root, "--file", disk.guestPath(NAME)),

@@ -25,16 +25,36 @@ public final class InputDisk implements AutoCloseable {
 
     private final Path dir;
     private final Path files;
+    private final String guestRoot;
 
-    private InputDisk(Path dir) throws IOException {
+    private InputDisk(Path dir, String guestRoot) throws IOException {
         this.dir = dir;
         this.files = Files.createDirectories(dir.resolve("files"));
+        this.guestRoot = guestRoot;
     }
 
     /** A new, empty staging area under {@code parent} (on the same filesystem as the blob cache, for hardlinks). */
     public static InputDisk create(Path parent) throws IOException {
+        return create(parent, GUEST_MOUNT);
+    }
+
+    /**
+     * A staging area whose files the guest will see under {@code guestRoot} instead of the input
+     * disk's mount point: a resident guest gets them streamed there ({@link #writeTar}).
+     */
+    public static InputDisk create(Path parent, String guestRoot) throws IOException {
         Files.createDirectories(parent);
-        return new InputDisk(Files.createTempDirectory(parent, "input-"));
+        return new InputDisk(Files.createTempDirectory(parent, "input-"), guestRoot);
+    }
+
+    /** Where the guest finds the staged files. */
+    public String guestRoot() {
+        return guestRoot;
+    }
+
+    /** Writes the staged files as a tar, for a guest that is already running. */
+    public void writeTar(OutputStream out) throws IOException {
+        HostTrees.writeTar(files, out);
     }
 
     /** A host path inside the staging area for {@code name} (a file or directory to be created). */
@@ -44,7 +64,7 @@ public final class InputDisk implements AutoCloseable {
 
     /** The same path as the guest sees it. */
     public String guestPath(String name) {
-        return GUEST_MOUNT + "/" + name;
+        return guestRoot + "/" + name;
     }
 
     /** Writes a file through {@code writer}. */

@@ -34,6 +34,9 @@ public final class QemuCommandLine {
         append.add("console=" + profile.console());
         append.addAll(profile.kernelArgs());
         append.addAll(spec.kernelArgs());
+        if (spec.network()) {
+            append.add("vbake.net=1");
+        }
         argv.addAll(List.of("-kernel", spec.kernel().toString()));
         argv.addAll(List.of("-initrd", spec.initrd().toString()));
         argv.addAll(List.of("-append", String.join(" ", append)));
@@ -56,6 +59,11 @@ public final class QemuCommandLine {
         argv.addAll(List.of("-device", "virtserialport,bus=vser.0,chardev=agent,name=" + AGENT_PORT_NAME));
 
         argv.addAll(List.of("-device", profile.rngDevice()));
+        if (spec.network()) {
+            // restrict=on: the guest reaches nothing outside; forwarded host ports still reach it.
+            argv.addAll(List.of("-netdev", "user,id=" + NETDEV + ",restrict=on"));
+            argv.addAll(List.of("-device", "virtio-net-pci,netdev=" + NETDEV));
+        }
         argv.addAll(List.of("-qmp", "unix:" + escape(spec.qmpSocket().toString()) + ",server=on,wait=off"));
         argv.addAll(List.of("-pidfile", spec.pidFile().toString()));
         return argv;
@@ -69,6 +77,9 @@ public final class QemuCommandLine {
         argv.addAll(List.of("-drive", drive));
         argv.addAll(List.of("-device", profile.diskDevice() + ",drive=" + id + ",serial=vbake-" + id));
     }
+
+    /** The id of the user-mode network backend, which {@code hostfwd_add} names. */
+    public static final String NETDEV = "net0";
 
     /** QEMU option values separate key=value pairs with commas; a literal comma is doubled. */
     static String escape(String value) {

@@ -17,7 +17,7 @@ import java.nio.file.Path;
  * Just enough of the QEMU Machine Protocol to stop a guest that no longer answers its agent:
  * greeting, {@code qmp_capabilities}, {@code quit}.
  */
-final class QmpClient {
+public final class QmpClient {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -38,7 +38,28 @@ final class QmpClient {
         }
     }
 
-    private static void expect(BufferedReader in, String field) throws IOException {
+    /**
+     * Runs a human monitor command (e.g. {@code hostfwd_add}) and returns its output; HMP
+     * commands report failure only in that text.
+     */
+    public static String hmp(Path socket, String commandLine) throws IOException {
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(socket));
+            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
+            OutputStream out = Channels.newOutputStream(ch);
+            expect(in, "QMP");
+            out.write("{\"execute\":\"qmp_capabilities\"}\n".getBytes(StandardCharsets.UTF_8));
+            expect(in, "return");
+            com.fasterxml.jackson.databind.node.ObjectNode cmd = JSON.createObjectNode();
+            cmd.put("execute", "human-monitor-command");
+            cmd.putObject("arguments").put("command-line", commandLine);
+            out.write((JSON.writeValueAsString(cmd) + "\n").getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            return expect(in, "return").get("return").asText("");
+        }
+    }
+
+    private static JsonNode expect(BufferedReader in, String field) throws IOException {
         while (true) {
             String line = in.readLine();
             if (line == null) {
@@ -46,7 +67,7 @@ final class QmpClient {
             }
             JsonNode node = JSON.readTree(line);
             if (node.has(field)) {
-                return;
+                return node;
             }
             if (node.has("error")) {
                 throw new IOException("QMP error: " + node.get("error"));

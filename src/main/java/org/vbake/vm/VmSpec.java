@@ -9,6 +9,7 @@ import java.util.List;
  * @param kernelArgs appended after the profile's own arguments and the console
  * @param inputDisk  optional read-only disk (serial {@code vbake-input}) with files for the guest to import; null for none
  * @param outputDisk optional writable disk (serial {@code vbake-output}) the guest makes a filesystem on; null for none
+ * @param network    a QEMU user-mode NIC (no outbound access) for ports forwarded from the host
  */
 public record VmSpec(
         Path kernel,
@@ -24,7 +25,8 @@ public record VmSpec(
         int cpus,
         List<String> kernelArgs,
         Path inputDisk,
-        Path outputDisk) {
+        Path outputDisk,
+        boolean network) {
 
     public VmSpec {
         kernelArgs = List.copyOf(kernelArgs);
@@ -32,11 +34,11 @@ public record VmSpec(
 
     public VmSpec withInputDisk(Path disk) {
         return new VmSpec(kernel, initrd, toolsDisk, stateDisk, agentSocket, qmpSocket, consoleLog, pidFile, accel,
-                memoryMb, cpus, kernelArgs, disk, outputDisk);
+                memoryMb, cpus, kernelArgs, disk, outputDisk, network);
     }
 
     public VmSpec withOutputDisk(Path disk) {
         return new VmSpec(kernel, initrd, toolsDisk, stateDisk, agentSocket, qmpSocket, consoleLog, pidFile, accel,
-                memoryMb, cpus, kernelArgs, inputDisk, disk);
+                memoryMb, cpus, kernelArgs, inputDisk, disk, network);
     }
 }

@@ -85,10 +85,11 @@ class FrameCodecTest {
     void typeCodesMatchTheProtocolDocument() {
         assertThat(FrameType.values()).extracting(FrameType::code).containsExactly(
                 (byte) 0x01, (byte) 0x02, (byte) 0x03, (byte) 0x04, (byte) 0x05, (byte) 0x06,
-                (byte) 0x07, (byte) 0x08, (byte) 0x09, (byte) 0x0A, (byte) 0x0B, (byte) 0x0C);
+                (byte) 0x07, (byte) 0x08, (byte) 0x09, (byte) 0x0A, (byte) 0x0B, (byte) 0x0C, (byte) 0x0D,
+                (byte) 0x20, (byte) 0x21, (byte) 0x22);
         assertThat(FrameType.fromCode(0x0A)).isEqualTo(FrameType.ENGINE_READY);
         assertThat(FrameType.fromCode(0x00)).isNull();
-        assertThat(FrameType.fromCode(0x0D)).isNull();
+        assertThat(FrameType.fromCode(0x0E)).isNull();
     }
 
     @Test
@@ -147,9 +148,9 @@ class FrameCodecTest {
 
     @Test
     void unknownTypeIsRejected() {
-        assertThatThrownBy(() -> decode(bytes(0, 0, 0, 5, 0x0D, 0, 0, 0, 1)))
+        assertThatThrownBy(() -> decode(bytes(0, 0, 0, 5, 0x0E, 0, 0, 0, 1)))
                 .isInstanceOf(AgentProtocolException.class)
-                .hasMessageContaining("unknown frame type 0x0D");
+                .hasMessageContaining("unknown frame type 0x0E");
         assertThatThrownBy(() -> decode(bytes(0, 0, 0, 5, 0x00, 0, 0, 0, 1)))
                 .isInstanceOf(AgentProtocolException.class)
                 .hasMessageContaining("unknown frame type 0x00");

@@ -66,7 +66,7 @@ class StateDirTest {
     void runDirFallsBackToAShortTmpPathWhenSocketsWouldNotFit() {
         Path longRoot = tmp.resolve("x".repeat(120));
         StateDir s = StateDir.of(longRoot, Arch.AARCH64, RuntimeKind.DOCKER, "trixie");
-        assertThat(bytes(s.dir().resolve("run/agent.sock"))).isGreaterThan(StateDir.MAX_SOCKET_PATH);
+        assertThat(bytes(s.dir().resolve("run/daemon.sock"))).isGreaterThan(StateDir.MAX_SOCKET_PATH);
 
         assertThat(s.runDir()).startsWithRaw(Path.of(System.getProperty("java.io.tmpdir")));
         assertThat(s.runDir()).isNotEqualTo(s.dir().resolve("run"));
@@ -94,25 +94,25 @@ class StateDirTest {
 
     @Test
     void socketPathOfExactly107BytesStaysInsideAnd108FallsBack() {
-        int fixed = bytes(tmp) + "/".length() + "/trixie/run/agent.sock".length();
+        int fixed = bytes(tmp) + "/".length() + "/trixie/run/daemon.sock".length();
         StateDir fits = StateDir.of(tmp.resolve("f".repeat(107 - fixed)), Arch.X86_64, RuntimeKind.PODMAN, "trixie");
         StateDir tooLong = StateDir.of(tmp.resolve("f".repeat(108 - fixed)), Arch.X86_64, RuntimeKind.PODMAN, "trixie");
 
-        assertThat(bytes(fits.dir().resolve("run/agent.sock"))).isEqualTo(107);
+        assertThat(bytes(fits.dir().resolve("run/daemon.sock"))).isEqualTo(107);
         assertThat(fits.runDir()).isEqualTo(fits.dir().resolve("run"));
-        assertThat(bytes(tooLong.dir().resolve("run/agent.sock"))).isEqualTo(108);
+        assertThat(bytes(tooLong.dir().resolve("run/daemon.sock"))).isEqualTo(108);
         assertThat(tooLong.runDir()).isNotEqualTo(tooLong.dir().resolve("run"));
     }
 
     @Test
     void socketPathLengthCountsBytesNotCharacters() {
-        int fixed = bytes(tmp) + "/".length() + "/trixie/run/agent.sock".length();
+        int fixed = bytes(tmp) + "/".length() + "/trixie/run/daemon.sock".length();
         // 'é' is two bytes in UTF-8: the socket path is 107 characters but 117 bytes.
         String name = "f".repeat(97 - fixed) + "é".repeat(10);
         StateDir s = StateDir.of(tmp.resolve(name), Arch.X86_64, RuntimeKind.PODMAN, "trixie");
 
-        assertThat(s.dir().resolve("run/agent.sock").toString()).hasSize(107);
-        assertThat(bytes(s.dir().resolve("run/agent.sock"))).isEqualTo(117);
+        assertThat(s.dir().resolve("run/daemon.sock").toString()).hasSize(107);
+        assertThat(bytes(s.dir().resolve("run/daemon.sock"))).isEqualTo(117);
         assertThat(s.runDir()).isNotEqualTo(s.dir().resolve("run"));
     }
 

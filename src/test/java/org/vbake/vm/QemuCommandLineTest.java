@@ -175,7 +175,22 @@ class QemuCommandLineTest {
                 Path.of(dir, "console.log"),
                 Path.of(dir, "run", "qemu.pid"),
                 accel, memoryMb, cpus,
-                List.of("vbake.state=/var/lib/docker"), null, null);
+                List.of("vbake.state=/var/lib/docker"), null, null, false);
+    }
+
+    @Test
+    void aNetworkedGuestGetsARestrictedUserModeNicAndTellsInit() {
+        VmSpec plain = spec("/s", Accel.TCG, 0, 0);
+        VmSpec networked = new VmSpec(plain.kernel(), plain.initrd(), plain.toolsDisk(), plain.stateDisk(),
+                plain.agentSocket(), plain.qmpSocket(), plain.consoleLog(), plain.pidFile(), plain.accel(), 0, 0,
+                plain.kernelArgs(), null, null, true);
+        List<String> argv = QemuCommandLine.build(QemuProfile.load(org.vbake.api.Arch.AARCH64), networked);
+
+        assertThat(argv).containsSubsequence("-netdev", "user,id=net0,restrict=on",
+                "-device", "virtio-net-pci,netdev=net0");
+        assertThat(valueOf(argv, "-append")).endsWith("vbake.net=1");
+        assertThat(QemuCommandLine.build(QemuProfile.load(org.vbake.api.Arch.AARCH64), plain))
+                .doesNotContain("-netdev").noneMatch(a -> a.contains("vbake.net"));
     }
 
     /** The argument after the only occurrence of {@code flag}. */

@@ -1,0 +1,412 @@
+package org.vbake.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.vbake.api.Arch;
+import org.vbake.api.EventListener;
+import org.vbake.api.RuntimeKind;
+import org.vbake.image.GuestImages;
+import org.vbake.instance.Trees;
+import org.vbake.it.fixtures.TestImages;
+import org.vbake.process.CommonsExecRunner;
+import org.vbake.storage.TreeNormalizer;
+
+/**
+ * Memory-resident mode (vmemres) on aarch64, driven through the real launcher as separate
+ * processes, as users and scripts run it: lifecycle, persistence across restarts, recovery after
+ * QEMU is killed, parallel clients, a real tty, -v copies and --storage equal to cold mode.
+ */
+class VmemresIT {
+
+    private static final Path JAR = Path.of("target/vbake.jar").toAbsolutePath();
+    private static final String EPOCH = "1700000000";
+
+    private static Path work;
+    private static Path small;
+    private static TestImages.Expected smallImage;
+    private static Path big;
+    private static final List<Path> stateDirs = new ArrayList<>();
+
+    record Result(int code, String out, String err, long millis) {
+    }
+
+    @BeforeAll
+    static void images() throws Exception {
+        work = Files.createTempDirectory(Path.of("/tmp"), "vbake-vmemres-");
+        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
+        Path tools = images.ensure("trixie", Arch.AARCH64, RuntimeKind.DOCKER, false).toolsDisk();
+        Path busybox = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox")));
+        small = work.resolve("small.tar");
+        smallImage = TestImages.single(TestImages.Platform.ARM64, busybox).writeOciArchive(small);
+        big = work.resolve("big.tar");
+        TestImages.single(TestImages.Platform.ARM64, busybox).withRandomLayerMb(96).writeOciArchive(big);
+    }
+
+    @AfterAll
+    static void cleanUp() throws Exception {
+        for (Path s : stateDirs) {
+            vdkr(s, Map.of(), "vmemres", "stop");
+        }
+        if (work != null) {
+            Trees.deleteTree(work);
+        }
+    }
+
+    @AfterEach
+    void nothingLeftRunning() throws Exception {
+        for (Path s : stateDirs) {
+            vdkr(s, Map.of(), "vmemres", "stop");
+        }
+        List<String> left = ProcessHandle.allProcesses()
+                .map(p -> p.info().commandLine().orElse(""))
+                .filter(c -> (c.contains("qemu-system") || c.contains("vbake-daemon")) && c.contains(work.toString()))
+                .toList();
+        assertThat(left).as("QEMU or daemon processes left behind").isEmpty();
+    }
+
+    private static Path newState(String name) {
+        Path p = work.resolve(name);
+        stateDirs.add(p);
+        return p;
+    }
+
+    static Result vdkr(Path stateDir, Map<String, String> env, String... args) throws IOException, InterruptedException {
+        return vdkrIn(stateDir, env, null, args);
+    }
+
+    static Result vdkrIn(Path stateDir, Map<String, String> env, byte[] stdin, String... args)
+            throws IOException, InterruptedException {
+        List<String> argv = new ArrayList<>(launcher());
+        argv.addAll(List.of("-a", "aarch64", "--state-dir", stateDir.toString()));
+        argv.addAll(List.of(args));
+        return run(argv, env, stdin);
+    }
+
+    static List<String> launcher() {
+        return List.of(ProcessHandle.current().info().command().orElse("java"), "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1", "-Dvbake.prog=vdkr", "-jar", JAR.toString());
+    }
+
+    static Result run(List<String> argv, Map<String, String> env, byte[] stdin) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder(argv);
+        pb.environment().put("SOURCE_DATE_EPOCH", EPOCH);
+        pb.environment().put("XDG_CONFIG_HOME", work.resolve("config").toString());
+        pb.environment().putAll(env);
+        Path out = Files.createTempFile(work, "out", ".txt");
+        Path err = Files.createTempFile(work, "err", ".txt");
+        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+        if (stdin == null) {
+            pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        }
+        long t0 = System.nanoTime();
+        Process p = pb.start();
+        if (stdin != null) {
+            try (var in = p.getOutputStream()) {
+                in.write(stdin);
+            }
+        }
+        if (!p.waitFor(10, TimeUnit.MINUTES)) {
+            p.destroyForcibly();
+            throw new AssertionError("timed out: " + argv);
+        }
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        Result r = new Result(p.exitValue(), Files.readString(out), Files.readString(err), ms);
+        Files.delete(out);
+        Files.delete(err);
+        return r;
+    }
+
+    private static Result ok(Result r) {
+        assertThat(r.code()).as("stdout: %s%nstderr: %s", r.out(), r.err()).isZero();
+        return r;
+    }
+
+    private static String smallId() {
+        return smallImage.image(TestImages.Platform.ARM64).configDigest();
+    }
+
+    /** Each entry of a tar as "path sha256" (directories as "path/"), in the tar's order. */
+    private static String tarContent(Path tar) throws Exception {
+        StringBuilder out = new StringBuilder();
+        try (var in = new org.apache.commons.compress.archivers.tar.TarArchiveInputStream(Files.newInputStream(tar))) {
+            org.apache.commons.compress.archivers.tar.TarArchiveEntry e;
+            while ((e = in.getNextTarEntry()) != null) {
+                out.append(e.getName());
+                if (e.isFile()) {
+                    out.append(' ').append(HexFormat.of().formatHex(
+                            MessageDigest.getInstance("SHA-256").digest(in.readAllBytes())));
+                }
+                out.append('\n');
+            }
+        }
+        return out.toString();
+    }
+
+    private static String sha256(Path file) throws Exception {
+        MessageDigest md = MessageDigest.getInstance("SHA-256");
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                md.update(buf, 0, n);
+            }
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    @Test
+    void lifecycleRestartsKeepImagesAndCleanDropsThem() throws Exception {
+        Path state = newState("lifecycle");
+        Result start = ok(vdkr(state, Map.of(), "vmemres", "start"));
+        assertThat(start.out()).contains("running (pid");
+
+        Result status = ok(vdkr(state, Map.of(), "vmemres", "status"));
+        long daemonPid = Long.parseLong(status.out().replaceAll("(?s).*pid: *(\\d+) \\(daemon\\).*", "$1"));
+        assertThat(ProcessHandle.of(daemonPid)).isPresent();
+        assertThat(status.out()).contains(": running", "aarch64, docker, trixie", "QEMU resident", "uptime:", "idle:");
+        assertThat(Files.getPosixFilePermissions(state.resolve("trixie/run/daemon.sock")))
+                .extracting(Object::toString).asString().doesNotContain("GROUP", "OTHERS");
+        assertThat(Files.getPosixFilePermissions(state.resolve("trixie/run")).toString())
+                .doesNotContain("GROUP", "OTHERS");
+
+        ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+        assertThat(ok(vdkr(state, Map.of(), "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"))
+                .out().strip()).isEqualTo(smallId() + " local/small:1");
+
+        // images is rendered on the host from the engine API: it must read exactly as docker's CLI.
+        ok(vdkr(state, Map.of(), "tag", "local/small:1", "registry.example:5000/team/small:two"));
+        assertThat(ok(vdkr(state, Map.of(), "images")).out()).isEqualTo(ok(vdkr(state, Map.of(), "image", "ls")).out())
+                .contains("local/small", "registry.example:5000/team/small", smallId().substring(7, 19));
+        assertThat(ok(vdkr(state, Map.of(), "images", "-q")).out())
+                .isEqualTo(ok(vdkr(state, Map.of(), "image", "ls", "-q")).out());
+        ok(vdkr(state, Map.of(), "rmi", "registry.example:5000/team/small:two"));
+
+        // Three import/restart cycles: the same save output every time. docker save stamps some
+        // tar headers with the time of the save, so the entries and their bytes are compared.
+        List<String> saves = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+            Result restart = ok(vdkr(state, Map.of(), "vmemres", "restart"));
+            assertThat(restart.out()).contains("stopped", "running (pid");
+            Path saved = work.resolve("save-" + i + ".tar");
+            ok(vdkr(state, Map.of(), "save", "-o", saved.toString(), "local/small:1"));
+            saves.add(tarContent(saved));
+        }
+        assertThat(saves.get(0)).contains("blobs/sha256/" + smallId().substring(7) + " " + smallId().substring(7),
+                "index.json", "manifest.json");
+        assertThat(saves).hasSize(3).containsOnly(saves.get(0));
+        assertThat(ProcessHandle.of(daemonPid).map(ProcessHandle::isAlive).orElse(false)).isFalse();
+
+        Result clean = ok(vdkr(state, Map.of(), "vmemres", "restart", "--clean"));
+        assertThat(clean.out()).contains("state disk removed", "running (pid");
+        assertThat(ok(vdkr(state, Map.of(), "images", "-q")).out()).isBlank();
+
+        Result stop = ok(vdkr(state, Map.of(), "vmemres", "stop"));
+        assertThat(stop.out()).contains("stopped (");
+        Result after = vdkr(state, Map.of(), "vmemres", "status");
+        assertThat(after.code()).isEqualTo(1);
+        assertThat(after.out()).contains(": stopped", "stopped by vmemres stop");
+        assertThat(state.resolve("trixie/run/daemon.sock")).doesNotExist();
+    }
+
+    @Test
+    void killedQemuMidImportIsReportedAndTheNextCommandRecovers() throws Exception {
+        Path state = newState("crash");
+        Files.createDirectories(work.resolve("config/vdkr"));
+        Files.writeString(work.resolve("config/vdkr/config"), "auto-daemon=true\n");
+        try {
+            ok(vdkr(state, Map.of(), "vmemres", "start"));
+            ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+            String record = Files.readString(state.resolve("trixie/run/daemon.json"));
+            long qemuPid = Long.parseLong(record.replaceAll("(?s).*\"qemuPid\":(\\d+).*", "$1"));
+
+            CompletableFuture<Result> importing = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return vdkr(state, Map.of(), "vimport", big.toString(), "local/big:1");
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            // By then the 96 MiB input is being copied into the guest or loaded (~20 s in all).
+            Thread.sleep(6000);
+            assertThat(importing).as("the import must still be running when QEMU is killed").isNotDone();
+            ProcessHandle.of(qemuPid).orElseThrow().destroyForcibly();
+
+            Result failed = importing.get(5, TimeUnit.MINUTES);
+            assertThat(failed.code()).as(failed.err()).isEqualTo(3);
+            assertThat(failed.err()).contains(".log");
+
+            Result status = vdkr(state, Map.of(), "vmemres", "status");
+            assertThat(status.out()).contains("died");
+
+            // The next command boots a new resident guest (auto-daemon) on the same state disk.
+            Result images = ok(vdkr(state, Map.of(), "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"));
+            assertThat(images.out()).contains(smallId() + " local/small:1");
+            assertThat(ok(vdkr(state, Map.of(), "vmemres", "status")).out()).contains(": running");
+            assertThat(ok(vdkr(state, Map.of(), "run", "--rm", "local/small:1", "cat", "/data/keep")).out())
+                    .isEqualTo("keep\n");
+        } finally {
+            Files.delete(work.resolve("config/vdkr/config"));
+        }
+    }
+
+    @Test
+    void parallelClientsEachGetTheirOwnOutput() throws Exception {
+        Path state = newState("parallel");
+        ok(vdkr(state, Map.of(), "vmemres", "start"));
+        ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+        List<CompletableFuture<Result>> clients = new ArrayList<>();
+        for (String tag : List.of("A", "B", "C")) {
+            clients.add(CompletableFuture.supplyAsync(() -> {
+                try {
+                    return vdkr(state, Map.of(), "run", "--rm", "local/small:1", "sh", "-c",
+                            "i=0; while [ $i -lt 2000 ]; do echo " + tag + "$i; i=$((i+1)); done; echo " + tag
+                                    + "-err >&2; exit " + (tag.charAt(0) - 'A' + 3));
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            }));
+        }
+        for (int c = 0; c < 3; c++) {
+            String tag = String.valueOf((char) ('A' + c));
+            Result r = clients.get(c).get(10, TimeUnit.MINUTES);
+            assertThat(r.code()).as(r.err()).isEqualTo(c + 3);
+            StringBuilder expected = new StringBuilder();
+            for (int i = 0; i < 2000; i++) {
+                expected.append(tag).append(i).append('\n');
+            }
+            assertThat(r.out()).isEqualTo(expected.toString());
+            assertThat(r.err()).isEqualTo(tag + "-err\n");
+        }
+    }
+
+    @Test
+    void ttyUnderAPseudoTerminalWithSizeAndCtrlC() throws Exception {
+        Path state = newState("tty");
+        ok(vdkr(state, Map.of(), "vmemres", "start"));
+        ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+        String cli = String.join(" ", launcher()) + " -a aarch64 --state-dir " + state;
+
+        // script(1) gives the client a pseudo-terminal, as an interactive shell would.
+        Result sized = run(List.of("script", "-qefc", "stty rows 33 cols 101; " + cli
+                + " run -it --rm local/small:1 sh -c 'busybox stty size; busybox tty; test -t 0 && echo IS-A-TTY; exit 4'",
+                "/dev/null"), Map.of(), null);
+        assertThat(sized.code()).as(sized.out() + sized.err()).isEqualTo(4);
+        assertThat(sized.out()).contains("33 101", "/dev/pts/", "IS-A-TTY");
+
+        // Ctrl-C typed in the terminal reaches the container: its sleep dies of SIGINT and the
+        // shell with it (130), long before the sleep's 60 s.
+        Result interrupted = run(List.of("sh", "-c", "(sleep 15; printf '\\003'; sleep 10) | script -qefc \""
+                + cli + " run -it --rm local/small:1 sh -c 'echo started; busybox sleep 60; echo not-interrupted'\" /dev/null"),
+                Map.of(), null);
+        assertThat(interrupted.out()).contains("started").doesNotContain("not-interrupted");
+        assertThat(interrupted.code()).as(interrupted.out()).isEqualTo(130);
+        assertThat(interrupted.millis()).isLessThan(50_000);
+
+        // Typed input and a shell in the guest itself.
+        Result shell = run(List.of("sh", "-c", "(sleep 12; printf 'echo $((6*7)); uname -m; exit 5\\r'; sleep 10) | "
+                + "script -qefc \"" + cli + " vshell\" /dev/null"), Map.of(), null);
+        assertThat(shell.code()).as(shell.out()).isEqualTo(5);
+        assertThat(shell.out()).contains("42", "aarch64");
+    }
+
+    @Test
+    void volumesAreCopiedInAndBack() throws Exception {
+        Path state = newState("volumes");
+        ok(vdkr(state, Map.of(), "vmemres", "start"));
+        ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+        Path data = Files.createDirectories(work.resolve("data"));
+        Files.writeString(data.resolve("in.txt"), "from the host\n");
+        Path ro = Files.createDirectories(work.resolve("ro"));
+        Files.writeString(ro.resolve("keep.txt"), "unchanged\n");
+
+        Result r = ok(vdkr(state, Map.of(), "run", "--rm", "-v", data + ":/data", "-v", ro + ":/ro:ro",
+                "local/small:1", "sh", "-c", "cat /data/in.txt /ro/keep.txt; busybox mkdir -p /data/sub; "
+                        + "echo written in the container > /data/sub/out.txt; echo x > /ro/nope.txt 2>/dev/null; true"));
+        assertThat(r.out()).isEqualTo("from the host\nunchanged\n");
+        assertThat(data.resolve("sub/out.txt")).hasContent("written in the container");
+        assertThat(data.resolve("in.txt")).hasContent("from the host");
+        assertThat(ro.resolve("nope.txt")).doesNotExist();
+    }
+
+    @Test
+    void publishedPortReachesTheContainerFromTheHost() throws Exception {
+        Path state = newState("ports");
+        Result cold = vdkr(state, Map.of(), "run", "--rm", "-p", "18080:8080", "local/small:1", "true");
+        assertThat(cold.code()).isEqualTo(2);
+        assertThat(cold.err()).contains("publishing ports (-p) needs a resident guest");
+
+        ok(vdkr(state, Map.of(), "vmemres", "start"));
+        ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+        ok(vdkr(state, Map.of(), "run", "-d", "--name", "web", "-p", "18080:8080", "local/small:1",
+                "busybox", "httpd", "-f", "-p", "8080", "-h", "/data"));
+        java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+        String body = null;
+        for (int i = 0; i < 60 && body == null; i++) {
+            try {
+                java.net.http.HttpResponse<String> r = http.send(java.net.http.HttpRequest.newBuilder(
+                        java.net.URI.create("http://127.0.0.1:18080/keep")).timeout(java.time.Duration.ofSeconds(5))
+                        .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+                if (r.statusCode() == 200) {
+                    body = r.body();
+                }
+            } catch (IOException e) {
+                Thread.sleep(500);   // httpd not up yet
+            }
+        }
+        assertThat(body).isEqualTo("keep\n");
+        ok(vdkr(state, Map.of(), "rm", "-f", "web"));
+    }
+
+    @Test
+    void storageExportFromAResidentGuestEqualsColdMode() throws Exception {
+        Path resident = newState("export-resident");
+        Path cold = newState("export-cold");
+        Path residentTree = work.resolve("resident.tar");
+        Path coldTree = work.resolve("cold.tar");
+
+        ok(vdkr(resident, Map.of(), "vmemres", "start"));
+        ok(vdkr(resident, Map.of(), "vimport", small.toString(), "local/small:1"));
+        ok(vdkr(resident, Map.of(), "--storage", residentTree.toString(), "images"));
+        assertThat(ok(vdkr(resident, Map.of(), "vmemres", "status")).out()).contains(": running");
+
+        ok(vdkr(cold, Map.of(), "--storage", coldTree.toString(), "vimport", small.toString(), "local/small:1"));
+
+        assertThat(normalized(residentTree)).isEqualTo(normalized(coldTree));
+    }
+
+    private static String normalized(Path tree) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        TreeNormalizer.normalize(tree, out, TreeNormalizer.Kind.DOCKER_OVERLAY2);
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(out.toByteArray()));
+    }
+
+    static String utf8(byte[] b) {
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    static Map<String, String> env(String... kv) {
+        Map<String, String> m = new HashMap<>();
+        for (int i = 0; i + 1 < kv.length; i += 2) {
+            m.put(kv[i], kv[i + 1]);
+        }
+        return m;
+    }
+}
