@@ -535,10 +535,10 @@ public final class AgentClient implements Closeable {
      * before Java 19 its streams hold the channel's blocking lock for every read and write
      * (JDK-8279339), so the reader parked in read() would block every sender.
      */
-    static final class ChannelInput extends InputStream {
+    public static final class ChannelInput extends InputStream {
         private final SocketChannel channel;
 
-        ChannelInput(SocketChannel channel) {
+        public ChannelInput(SocketChannel channel) {
             this.channel = channel;
         }
 
@@ -564,10 +564,10 @@ public final class AgentClient implements Closeable {
     }
 
     /** Blocking writes straight to the channel; see {@link ChannelInput} for why. */
-    static final class ChannelOutput extends OutputStream {
+    public static final class ChannelOutput extends OutputStream {
         private final SocketChannel channel;
 
-        ChannelOutput(SocketChannel channel) {
+        public ChannelOutput(SocketChannel channel) {
             this.channel = channel;
         }
 

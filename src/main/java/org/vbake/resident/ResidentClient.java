@@ -1,7 +1,6 @@
 package org.vbake.resident;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -32,7 +31,6 @@ public final class ResidentClient {
     /** The program name under which {@code Main} runs {@link ResidentDaemon}. */
     public static final String DAEMON_PROG = "vbake-daemon";
 
-    private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(2);
     private static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
     private static final Duration STOP_TIMEOUT = Duration.ofSeconds(90);
 
@@ -313,14 +311,5 @@ public final class ResidentClient {
                     + ") is gone: killed, or the guest crashed"), null, "the daemon is cleaning up");
         }
         return new Status(state, r, null, r.claimsAlive() ? "starting or shutting down" : null);
-    }
-
-    /** Reads a small text file, or null. */
-    static String readQuietly(Path p) {
-        try {
-            return Files.readString(p, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            return null;
-        }
     }
 }

@@ -8,7 +8,6 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
@@ -407,36 +406,13 @@ public final class ResidentDaemon {
 
         Connection(SocketChannel channel) {
             this.channel = channel;
-            this.out = new OutputStream() {
-                @Override
-                public void write(int b) throws IOException {
-                    write(new byte[] {(byte) b}, 0, 1);
-                }
-
-                @Override
-                public void write(byte[] b, int off, int len) throws IOException {
-                    ByteBuffer buffer = ByteBuffer.wrap(b, off, len);
-                    while (buffer.hasRemaining()) {
-                        channel.write(buffer);
-                    }
-                }
-            };
+            this.out = new AgentClient.ChannelOutput(channel);
         }
 
         void serve() {
             try {
-                DataInputStream in = new DataInputStream(new BufferedInputStream(new java.io.InputStream() {
-                    @Override
-                    public int read() throws IOException {
-                        byte[] one = new byte[1];
-                        return read(one, 0, 1) < 0 ? -1 : one[0] & 0xFF;
-                    }
-
-                    @Override
-                    public int read(byte[] b, int off, int len) throws IOException {
-                        return len == 0 ? 0 : channel.read(ByteBuffer.wrap(b, off, len));
-                    }
-                }, 1 << 16));
+                DataInputStream in = new DataInputStream(new BufferedInputStream(
+                        new AgentClient.ChannelInput(channel), 1 << 16));
                 Frame first = FrameCodec.read(in);
                 if (!hello(first)) {
                     return;

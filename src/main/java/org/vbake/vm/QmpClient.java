@@ -26,15 +26,33 @@ public final class QmpClient {
 
     /** Sends {@code quit}. QEMU exits without waiting for the guest. */
     static void quit(Path socket) throws IOException {
-        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+        try (Connection c = open(socket)) {
+            c.out().write("{\"execute\":\"quit\"}\n".getBytes(StandardCharsets.UTF_8));
+            c.out().flush();
+        }
+    }
+
+    /** A QMP connection past capability negotiation. */
+    private record Connection(SocketChannel channel, BufferedReader in, OutputStream out) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            channel.close();
+        }
+    }
+
+    private static Connection open(Path socket) throws IOException {
+        SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
             ch.connect(UnixDomainSocketAddress.of(socket));
-            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
-            OutputStream out = Channels.newOutputStream(ch);
-            expect(in, "QMP");
-            out.write("{\"execute\":\"qmp_capabilities\"}\n".getBytes(StandardCharsets.UTF_8));
-            expect(in, "return");
-            out.write("{\"execute\":\"quit\"}\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
+            Connection c = new Connection(ch, new BufferedReader(new InputStreamReader(Channels.newInputStream(ch),
+                    StandardCharsets.UTF_8)), Channels.newOutputStream(ch));
+            expect(c.in(), "QMP");
+            c.out().write("{\"execute\":\"qmp_capabilities\"}\n".getBytes(StandardCharsets.UTF_8));
+            expect(c.in(), "return");
+            return c;
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
         }
     }
 
@@ -43,13 +61,9 @@ public final class QmpClient {
      * commands report failure only in that text.
      */
     public static String hmp(Path socket, String commandLine) throws IOException {
-        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
-            ch.connect(UnixDomainSocketAddress.of(socket));
-            BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(ch), StandardCharsets.UTF_8));
-            OutputStream out = Channels.newOutputStream(ch);
-            expect(in, "QMP");
-            out.write("{\"execute\":\"qmp_capabilities\"}\n".getBytes(StandardCharsets.UTF_8));
-            expect(in, "return");
+        try (Connection c = open(socket)) {
+            BufferedReader in = c.in();
+            OutputStream out = c.out();
             com.fasterxml.jackson.databind.node.ObjectNode cmd = JSON.createObjectNode();
             cmd.put("execute", "human-monitor-command");
             cmd.putObject("arguments").put("command-line", commandLine);
