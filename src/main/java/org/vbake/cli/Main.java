@@ -41,6 +41,9 @@ public final class Main {
             Map<String, String> env, boolean handleSignals) {
         PrintStream errPrint = new PrintStream(err, true, StandardCharsets.UTF_8);
         String base = Path.of(prog).getFileName().toString();
+        if (base.equals(ClassDataTraining.PROG)) {
+            return ClassDataTraining.run();
+        }
         if (base.equals(org.vbake.resident.ResidentClient.DAEMON_PROG)) {
             // Started by 'vmemres start', its output already goes to the daemon log.
             return org.vbake.resident.ResidentDaemon.main(args, errPrint);
