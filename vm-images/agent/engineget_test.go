@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeAPI serves one canned HTTP/1.0 response per connection and records the request line.
@@ -62,5 +63,21 @@ func TestEngineGetBadUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := engineGetCommand([]string{"images/json"}, &out, &errb); code != 2 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestEngineGetRunsInsideTheAgent(t *testing.T) {
+	sock, _ := fakeAPI(t, "HTTP/1.0 200 OK\r\n\r\n[]\n")
+	c := newSession(t, testAgent(t), false)
+	c.hello()
+	c.exec(5, execRequest{Argv: []string{"/usr/lib/vbake/vbake-agent", "engine-get", "--socket", sock, "/images/json"}})
+	r := c.collect(5, 5*time.Second)
+	if r.stdout != "[]\n" || r.stderr != "" || r.exit != (exitStatus{Code: 0}) {
+		t.Errorf("got %+v", r)
+	}
+	// Bad usage comes back as the subcommand's own exit code and message.
+	c.exec(6, execRequest{Argv: []string{"/usr/lib/vbake/vbake-agent", "engine-get"}})
+	if r := c.collect(6, 5*time.Second); r.exit.Code != 2 || !strings.Contains(r.stderr, "usage") {
+		t.Errorf("got %+v", r)
 	}
 }
