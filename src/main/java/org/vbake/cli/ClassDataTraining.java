@@ -53,6 +53,30 @@ final class ClassDataTraining {
         } catch (IOException e) {
             return 1;
         }
+        exercise();
         return loaded > 0 ? 0 : 1;
+    }
+
+    /**
+     * Runs the host-side work of a command answered by a resident guest, so the JDK classes it
+     * pulls in (streams, concurrency, NIO, reflection) are archived too.
+     */
+    private static void exercise() {
+        try {
+            EngineCli.Args args = new EngineCli.Args();
+            FastOptionParser.parse(args, new String[] {"-a", "aarch64", "--state-dir", "/nonexistent", "images"});
+            DockerImagesTable.render("[{\"Id\":\"sha256:00\",\"RepoTags\":[\"a:b\"],\"Created\":1,\"Size\":1}]"
+                    .getBytes(java.nio.charset.StandardCharsets.UTF_8), DockerImagesTable.Options.parse(List.of()),
+                    System.currentTimeMillis());
+            Path tmp = java.nio.file.Files.createTempDirectory("vbake-cds-");
+            org.vbake.storage.InputDisk.create(tmp).close();
+            org.vbake.instance.Trees.deleteTree(tmp);
+            java.util.concurrent.CompletableFuture.supplyAsync(() -> List.of(1, 2).stream().map(i -> i + 1).toList())
+                    .get();
+            java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX).close();
+            org.vbake.agent.Protocol.toJson(org.vbake.agent.Protocol.Hello.fromClient("cds"));
+        } catch (Exception ignored) {
+            // training only: whatever ran is archived
+        }
     }
 }

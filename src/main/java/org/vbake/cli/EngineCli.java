@@ -356,7 +356,7 @@ final class EngineCli {
         AtomicInteger interrupts = new AtomicInteger();
         Path outputDisk = null;
         String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/"
-                + java.util.UUID.randomUUID().toString().substring(0, 12);
+                + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime());
         List<String> command = engineCommand(args.command);
         try (InputDisk disk = attached ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
                 : InputDisk.create(cacheRoot.resolve("tmp"))) {
