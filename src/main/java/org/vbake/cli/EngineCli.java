@@ -599,7 +599,10 @@ final class EngineCli {
         String engine = config.runtime() == RuntimeKind.DOCKER ? "docker" : "podman";
         return "Runs " + engine + " commands in a target-architecture QEMU guest whose engine storage persists "
                 + "between commands (the state disk under --state-dir). Output and exit code are the engine's own.%n"
-                + "Each command boots the guest, runs, and powers it off; nothing stays running.";
+                + "Without a resident guest each command boots the guest, runs, and powers it off. With one "
+                + "('vmemres start') commands go to it and answer in well under a second.%n"
+                + "vbake's own words: vmemres start|stop|restart [--clean]|status|list, vrun (run with the "
+                + "entrypoint cleared), vshell (a shell in the guest), vimport (OCI dir or archive), clean.";
     }
 
     private String examples() {
@@ -608,6 +611,9 @@ final class EngineCli {
                 + "  " + p + " -a aarch64 images          images in the arm64 store%n"
                 + "  " + p + " -a x86_64 volume create v  state persists for the next command%n"
                 + "  " + p + " -a aarch64 clean           remove the arm64 store%n"
+                + "  " + p + " -a aarch64 vmemres start   keep an arm64 guest up; later commands use it%n"
+                + "  " + p + " -a aarch64 run -it --rm IMG sh   a terminal in a container (Ctrl-C reaches it)%n"
+                + "  " + p + " -a aarch64 run -d -p 8080:80 IMG  port 8080 on 127.0.0.1 (resident guest only)%n"
                 + "  " + p + " --debug -a aarch64 info    with phase timings and log paths%n";
     }
 }
