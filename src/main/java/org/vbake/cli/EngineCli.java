@@ -339,14 +339,14 @@ final class EngineCli {
         List<String> words = engineCommand(args.command);
         RunArgs runArgs = List.of("run", "exec", "create").contains(words.get(0))
                 ? RunArgs.parse(words.subList(1, words.size())) : null;
-        if (runArgs != null && !runArgs.publishes().isEmpty()) {
-            PublishedPorts.parse(runArgs);
+        List<PublishedPorts.Port> ports = runArgs != null ? PublishedPorts.parse(runArgs) : List.of();
+        if (!ports.isEmpty()) {
             if (!attached) {
                 throw new BadInputException("publishing ports (-p) needs a resident guest",
                         "start one first: " + config.prog() + " -a " + options.arch().id() + " vmemres start");
             }
         }
-                boolean tty = Terminal.interactive() && handleSignals
+        boolean tty = Terminal.interactive() && handleSignals
                 && (shell || (runArgs != null && runArgs.tty()) || (verb.equals("start") && words.contains("-ai")));
         Path cacheRoot = cacheRoot(options);
         HostCommands.Settings settings = new HostCommands.Settings(Set.copyOf(args.insecureRegistries), args.authFile,
@@ -357,7 +357,7 @@ final class EngineCli {
         Path outputDisk = null;
         String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/"
                 + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime());
-        List<String> command = engineCommand(args.command);
+        List<String> command = words;
         try (InputDisk disk = attached ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
                 : InputDisk.create(cacheRoot.resolve("tmp"))) {
             HostCommands.Plan plan = shell ? shellPlan(tty) : host.plan(command, disk);
@@ -413,8 +413,8 @@ final class EngineCli {
                         command = volumes.copyIn(command);
                         runPlan = host.plan(command, disk);
                     }
-                    if (runArgs != null && !runArgs.publishes().isEmpty()) {
-                        for (PublishedPorts.Port p : PublishedPorts.parse(runArgs)) {
+                    if (!ports.isEmpty()) {
+                        for (PublishedPorts.Port p : ports) {
                             session.forwardPort(p.protocol(), p.host(), p.guest());
                         }
                         command = PublishedPorts.rewrite(command, runArgs);
