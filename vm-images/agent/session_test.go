@@ -367,21 +367,24 @@ func TestBadFrameClosesLink(t *testing.T) {
 	}
 }
 
+// A host that goes away takes its commands with it, on pipes and on a terminal alike.
 func TestDisconnectKillsCommands(t *testing.T) {
-	c := newSession(t, testAgent(t), false)
-	c.hello()
-	c.exec(1, execRequest{Argv: []string{"sh", "-c", "echo $$; exec sleep 30"}})
-	f := c.expect(typeStdout, 1)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(f.payload)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.conn.Close()
-	if err := c.waitServed(5 * time.Second); err == nil || err == errPoweroff {
-		t.Errorf("serve returned %v", err)
-	}
-	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
-		t.Errorf("command pid %d still there: %v", pid, err)
+	for _, tty := range []bool{false, true} {
+		c := newSession(t, testAgent(t), false)
+		c.hello()
+		c.exec(1, execRequest{Argv: []string{"sh", "-c", "echo $$; exec sleep 30"}, TTY: tty})
+		f := c.expect(typeStdout, 1)
+		pid, err := strconv.Atoi(strings.TrimSpace(string(f.payload)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.conn.Close()
+		if err := c.waitServed(5 * time.Second); err == nil || err == errPoweroff {
+			t.Errorf("tty %v: serve returned %v", tty, err)
+		}
+		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+			t.Errorf("tty %v: command pid %d still there: %v", tty, pid, err)
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,24 +150,6 @@ func openFiles(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(names)
-}
-
-func TestTTYDisconnectKillsCommand(t *testing.T) {
-	c := newSession(t, testAgent(t), false)
-	c.hello()
-	c.exec(1, execRequest{Argv: []string{"sh", "-c", "echo $$; exec sleep 30"}, TTY: true})
-	f := c.expect(typeStdout, 1)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(f.payload)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.conn.Close()
-	if err := c.waitServed(5 * time.Second); err == nil || err == errPoweroff {
-		t.Errorf("serve returned %v", err)
-	}
-	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
-		t.Errorf("command pid %d still there: %v", pid, err)
-	}
 }
 
 func TestEngineStopAndStartAgain(t *testing.T) {

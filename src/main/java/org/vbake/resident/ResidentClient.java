@@ -294,10 +294,8 @@ public final class ResidentClient {
             if (link != null) {
                 try (link) {
                     DaemonStatus live = link.client().status(HANDSHAKE_TIMEOUT);
-                    if (live.qemuPid() != null && !ProcessHandle.of(live.qemuPid()).map(ProcessHandle::isAlive)
-                            .orElse(false)) {
-                        return new Status(state, r.with(DaemonRecord.DIED, null, "QEMU (pid " + live.qemuPid()
-                                + ") is gone: killed, or the guest crashed"), null, "the daemon is cleaning up");
+                    if (qemuGone(live.qemuPid())) {
+                        return qemuDied(state, r, live.qemuPid());
                     }
                     return new Status(state, r, live, null);
                 } catch (IOException e) {
@@ -305,11 +303,19 @@ public final class ResidentClient {
                 }
             }
         }
-        if (r.claimsAlive() && r.qemuPid() != null
-                && !ProcessHandle.of(r.qemuPid()).map(ProcessHandle::isAlive).orElse(false)) {
-            return new Status(state, r.with(DaemonRecord.DIED, null, "QEMU (pid " + r.qemuPid()
-                    + ") is gone: killed, or the guest crashed"), null, "the daemon is cleaning up");
+        if (r.claimsAlive() && qemuGone(r.qemuPid())) {
+            return qemuDied(state, r, r.qemuPid());
         }
         return new Status(state, r, null, r.claimsAlive() ? "starting or shutting down" : null);
+    }
+
+    private static boolean qemuGone(Long qemuPid) {
+        return qemuPid != null && !ProcessHandle.of(qemuPid).map(ProcessHandle::isAlive).orElse(false);
+    }
+
+    /** A daemon whose QEMU died has not recorded it yet (it does within a moment): say so already. */
+    private static Status qemuDied(StateDir state, DaemonRecord r, long qemuPid) {
+        return new Status(state, r.with(DaemonRecord.DIED, null, "QEMU (pid " + qemuPid
+                + ") is gone: killed, or the guest crashed"), null, "the daemon is cleaning up");
     }
 }

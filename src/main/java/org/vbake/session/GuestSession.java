@@ -161,13 +161,7 @@ public final class GuestSession implements AutoCloseable {
             }
             phase(events, "engine stopped", t0);
             beforeEngine.run(this);
-            long t1 = System.nanoTime();
-            EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()),
-                    options.bootTimeout());
-            if (!ready.ok()) {
-                throw guestFailure("the " + runtime.kind() + " engine did not start again: " + ready.message(), null);
-            }
-            phase(events, "engine ready", t1);
+            startEngine("did not start again");
         } catch (IOException e) {
             throw guestFailure("lost the guest while restarting the engine: " + e.getMessage(), e);
         }
@@ -341,18 +335,22 @@ public final class GuestSession implements AutoCloseable {
             mkdir.add(runtime.storagePath());
             check(mkdir, "prepare the engine's directories");
 
-            long t1 = System.nanoTime();
-            EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()),
-                    options.bootTimeout());
-            if (!ready.ok()) {
-                throw guestFailure("the " + runtime.kind() + " engine did not start: " + ready.message(), null);
-            }
-            phase(events, "engine ready", t1);
+            startEngine("did not start");
         } catch (AgentProtocolException e) {
             throw guestFailure("lost the guest agent during boot: " + e.getMessage(), e);
         } catch (IOException e) {
             throw guestFailure("guest agent error during boot: " + e.getMessage(), e);
         }
+    }
+
+    /** Starts the engine and waits until it answers; {@code failure} completes "the ENGINE engine ...". */
+    private void startEngine(String failure) throws IOException, InterruptedException, GuestException {
+        long t0 = System.nanoTime();
+        EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()), options.bootTimeout());
+        if (!ready.ok()) {
+            throw guestFailure("the " + runtime.kind() + " engine " + failure + ": " + ready.message(), null);
+        }
+        phase(events, "engine ready", t0);
     }
 
     /** Connects to the agent socket QEMU serves, retrying until QEMU has made it or the deadline passes. */
@@ -389,11 +387,7 @@ public final class GuestSession implements AutoCloseable {
     /** Runs the engine's CLI with {@code args} (e.g. {@code images -q}). */
     public ExitStatus runCli(List<String> args, InputStream stdin, OutputStream out, OutputStream err)
             throws GuestException, InterruptedException {
-        List<String> argv = new ArrayList<>();
-        argv.add(runtime.cli());
-        argv.addAll(runtime.cliGlobalArgs());
-        argv.addAll(args);
-        return exec(new ExecRequest(argv, runtime.cliEnv(), null, stdin != null), stdin, out, err);
+        return exec(new ExecRequest(cliArgv(args), runtime.cliEnv(), null, stdin != null), stdin, out, err);
     }
 
     /**
@@ -402,11 +396,8 @@ public final class GuestSession implements AutoCloseable {
      */
     public ExitStatus runCliTty(List<String> args, int rows, int cols, InputStream stdin, OutputStream out)
             throws GuestException, InterruptedException {
-        List<String> argv = new ArrayList<>();
-        argv.add(runtime.cli());
-        argv.addAll(runtime.cliGlobalArgs());
-        argv.addAll(args);
-        return exec(new ExecRequest(argv, runtime.cliEnv(), null, true).withTty(rows, cols), stdin, out, out);
+        return exec(new ExecRequest(cliArgv(args), runtime.cliEnv(), null, true).withTty(rows, cols), stdin, out,
+                out);
     }
 
     /** Runs any program in the guest. */
@@ -467,11 +458,16 @@ public final class GuestSession implements AutoCloseable {
 
     /** Runs the engine CLI with {@code args}; it must succeed; returns its stdout. */
     public String engine(List<String> args, String what) throws VbakeException, InterruptedException {
+        return check(cliArgv(args), what, runtime.cliEnv());
+    }
+
+    /** The engine CLI's command line for {@code args}: the program, its global options, then them. */
+    private List<String> cliArgv(List<String> args) {
         List<String> argv = new ArrayList<>();
         argv.add(runtime.cli());
         argv.addAll(runtime.cliGlobalArgs());
         argv.addAll(args);
-        return check(argv, what, runtime.cliEnv());
+        return argv;
     }
 
     /** The engine's images: ID ({@code sha256:...}) to its names ({@code repo:tag}), in the engine's order. */
