@@ -244,6 +244,33 @@ public final class GuestSession implements AutoCloseable {
      */
     public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events,
             BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
+        try {
+            return bootOnce(options, runner, events, beforeEngine);
+        } catch (EarlyExit e) {
+            // Seen about once in 250 boots under TCG (x86_64 podman, never reproduced on
+            // demand): QEMU gone before the agent answered. Nothing has touched the state yet,
+            // so one more boot is safe; the first console log is kept and named.
+            Path kept = e.log().resolveSibling(e.log().getFileName() + ".early-exit");
+            try {
+                java.nio.file.Files.copy(e.log(), kept, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException copyFailed) {
+                kept = e.log();
+            }
+            events.on(new Event.Progress("warning: QEMU exited before the guest came up (console log kept as " + kept
+                    + "); booting once more"));
+            return bootOnce(options, runner, events, beforeEngine);
+        }
+    }
+
+    /** QEMU exited before the agent's handshake: nothing in the guest ran yet. */
+    private static final class EarlyExit extends GuestException {
+        EarlyExit(String message, Path log) {
+            super(message, log, null);
+        }
+    }
+
+    private static GuestSession bootOnce(GuestOptions options, ProcessRunner runner, EventListener events,
+            BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
         if (!SUITES.contains(options.suite())) {
             throw new BadInputException("unknown suite '" + options.suite() + "'", "choose one of: trixie, bookworm");
         }
@@ -357,7 +384,8 @@ public final class GuestSession implements AutoCloseable {
     private AgentClient connectAgent(long deadline) throws GuestException, InterruptedException {
         while (true) {
             if (!vm.isAlive()) {
-                throw guestFailure("QEMU exited before the guest came up", null);
+                GuestException failure = guestFailure("QEMU exited before the guest came up", null);
+                throw hello == null ? new EarlyExit(failure.getMessage(), failure.log()) : failure;
             }
             if (System.nanoTime() > deadline) {
                 throw guestFailure("the guest did not come up within " + options.bootTimeout().toSeconds() + " s",
