@@ -32,6 +32,7 @@ import org.vbake.instance.StateDir;
 import org.vbake.process.ProcessRunner;
 import org.vbake.runtime.ContainerRuntime;
 import org.vbake.vm.Accel;
+import org.vbake.vm.GuestPostMortem;
 import org.vbake.vm.QemuDriver;
 import org.vbake.vm.QemuProfile;
 import org.vbake.vm.VmSpec;
@@ -642,7 +643,19 @@ public final class GuestSession implements AutoCloseable {
         } catch (IOException ignored) {
             // no console log yet
         }
-        return new GuestException(message, state.consoleLog(), cause);
+        if (vm == null) {
+            return new GuestException(message, state.consoleLog(), cause);   // the daemon reports its guest
+        }
+        if (cause instanceof AgentProtocolException && vm.isAlive()) {
+            // A guest that panics closes the agent link a moment before QEMU exits.
+            try {
+                vm.awaitExit(Duration.ofSeconds(2));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        String why = GuestPostMortem.explain(vm.exitStatus(), state.consoleLog(), vm.qemuLog());
+        return new GuestException(why == null ? message : message + " (" + why + ")", state.consoleLog(), cause);
     }
 
     private static void ensureStateDisk(StateDir state, GuestOptions options, ProcessRunner runner,

@@ -73,6 +73,16 @@ public final class QemuDriver {
             return qemuLog;
         }
 
+        /** QEMU's exit status (128+N after signal N), or null while it runs. */
+        public Integer exitStatus() {
+            try {
+                return process.waitFor(Duration.ZERO);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return null;
+            }
+        }
+
         /** Waits for QEMU to exit on its own (the guest powered off). */
         public boolean awaitExit(Duration timeout) throws InterruptedException {
             return process.waitFor(timeout) != null;
