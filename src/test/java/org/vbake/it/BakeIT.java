@@ -4,13 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -24,10 +22,10 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.vbake.api.Arch;
 import org.vbake.api.EventListener;
 import org.vbake.api.RuntimeKind;
-import org.vbake.cli.Main;
 import org.vbake.image.Digest;
 import org.vbake.image.GuestImages;
 import org.vbake.instance.Trees;
+import org.vbake.it.InProcessCli.Result;
 import org.vbake.it.fixtures.LocalRegistry;
 import org.vbake.it.fixtures.TestImages;
 import org.vbake.it.fixtures.TestImages.Platform;
@@ -126,15 +124,15 @@ class BakeIT {
         Result cold = vbake("bake", m.toString(), "-o", out1.toString(), "--fresh", "--state-dir", state.toString(),
                 "--progress=plain");
         long t1 = System.nanoTime();
-        assertThat(cold.code).as(cold.err).isZero();
-        assertThat(cold.out).contains("(3 imported, 0 reused)");
+        assertThat(cold.code()).as(cold.err()).isZero();
+        assertThat(cold.out()).contains("(3 imported, 0 reused)");
         Result warm = vbake("bake", m.toString(), "-o", out2.toString(), "--state-dir", state.toString(),
                 "--progress=json");
         long t2 = System.nanoTime();
-        assertThat(warm.code).as(warm.err).isZero();
+        assertThat(warm.code()).as(warm.err()).isZero();
         recordBench(runtime, (t1 - t0) / 1e9, (t2 - t1) / 1e9);
-        assertThat(warm.out).contains("(0 imported, 3 reused)");
-        assertThat(warm.err.lines().filter(l -> !l.isBlank())).allMatch(l -> l.startsWith("{\"t\":"));
+        assertThat(warm.out()).contains("(0 imported, 3 reused)");
+        assertThat(warm.err().lines().filter(l -> !l.isBlank())).allMatch(l -> l.startsWith("{\"t\":"));
 
         Map<String, String> sums1 = sha256s(out1);
         assertThat(sums1.keySet()).contains("storage.tar.zst", "listing.json", "sbom.cdx.json");
@@ -159,8 +157,8 @@ class BakeIT {
         assertThat(Files.readString(out1.resolve("sbom.cdx.json"))).contains("pkg:deb/debian/busybox-static@");
 
         Result verify = vbake("verify", out1.toString(), "-a", "aarch64");
-        assertThat(verify.code).as(verify.out + verify.err).isZero();
-        assertThat(verify.out).contains("ok     " + pushed.image(Platform.ARM64).configDigest(),
+        assertThat(verify.code()).as(verify.out() + verify.err()).isZero();
+        assertThat(verify.out()).contains("ok     " + pushed.image(Platform.ARM64).configDigest(),
                 "ok     " + multi.single().configDigest(), "ok     unit vbake-hello-httpd.",
                 "(container hello-httpd running)", "verified 3 image(s) and 1 unit(s)");
     }
@@ -217,9 +215,9 @@ class BakeIT {
         Path out = work.resolve("out-" + manifest.getFileName());
         Result r = vbake("bake", manifest.toString(), "-o", out.toString(), "--state-dir",
                 work.resolve("state-bad").toString(), "--progress=plain");
-        assertThat(r.code).as(r.err).isEqualTo(2);
-        assertThat(r.err).contains(mentions);
-        assertThat(r.out + r.err).doesNotContain("\tat ", "Exception");
+        assertThat(r.code()).as(r.err()).isEqualTo(2);
+        assertThat(r.err()).contains(mentions);
+        assertThat(r.out() + r.err()).doesNotContain("\tat ", "Exception");
         assertThat(out).doesNotExist();
         try (Stream<Path> s = Files.list(work)) {
             assertThat(s.map(p -> p.getFileName().toString())).noneMatch(n -> n.contains(".partial-"));
@@ -247,13 +245,7 @@ class BakeIT {
         return sums;
     }
 
-    record Result(int code, String out, String err) {
-    }
-
     private static Result vbake(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run("vbake", args, null, out, err, new HashMap<>(System.getenv()), false);
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        return InProcessCli.run("vbake", List.of(args));
     }
 }

@@ -7,9 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -17,12 +15,12 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.vbake.it.InProcessCli.Result;
 import org.vbake.agent.Protocol.ExecRequest;
 import org.vbake.agent.Protocol.ExitStatus;
 import org.vbake.api.Arch;
 import org.vbake.api.EventListener;
 import org.vbake.api.RuntimeKind;
-import org.vbake.cli.Main;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
 import org.vbake.session.GuestSession;
@@ -35,8 +33,6 @@ class GuestIT {
 
     private static Path stateBase;
 
-    record Result(int code, String out, String err) {
-    }
 
     static Stream<Arguments> targets() {
         List<Arguments> all = new ArrayList<>();
@@ -76,12 +72,7 @@ class GuestIT {
     private static Result cli(Arch arch, RuntimeKind runtime, String... args) {
         List<String> argv = new ArrayList<>(List.of("-a", arch.id(), "--state-dir", stateDir(arch, runtime).toString()));
         argv.addAll(List.of(args));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        Map<String, String> env = new HashMap<>(System.getenv());
-        int code = Main.run(runtime == RuntimeKind.DOCKER ? "vdkr" : "vpdmn", argv.toArray(String[]::new), null,
-                out, err, env, false);
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        return InProcessCli.run(runtime == RuntimeKind.DOCKER ? "vdkr" : "vpdmn", argv);
     }
 
     @ParameterizedTest(name = "{1} on {0}: info reports the target architecture")

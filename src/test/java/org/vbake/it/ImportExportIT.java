@@ -2,7 +2,6 @@ package org.vbake.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,9 +22,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.vbake.api.Arch;
 import org.vbake.api.EventListener;
 import org.vbake.api.RuntimeKind;
-import org.vbake.cli.Main;
 import org.vbake.image.GuestImages;
 import org.vbake.instance.Trees;
+import org.vbake.it.InProcessCli.Result;
 import org.vbake.it.fixtures.LocalRegistry;
 import org.vbake.it.fixtures.Oracle;
 import org.vbake.it.fixtures.TestImages;
@@ -102,10 +101,10 @@ class ImportExportIT {
 
         Result r = cli(arch, runtime, "--storage", tree.toString(), "pull", ref);
 
-        assertThat(r.code).as(r.err).isZero();
+        assertThat(r.code()).as(r.err()).isZero();
         TestImages.PlatformImage expected = pushed.image(platform(arch));
-        assertThat(r.out).contains("Digest: " + pushed.indexDigest(), "Image ID: " + expected.configDigest(), ref);
-        assertThat(r.err).contains("not pinned by digest");
+        assertThat(r.out()).contains("Digest: " + pushed.indexDigest(), "Image ID: " + expected.configDigest(), ref);
+        assertThat(r.err()).contains("not pinned by digest");
 
         Oracle.Result host = Oracle.forProject().run(engine(runtime), tree,
                 work.resolve("oracle-pull-" + runtime.id() + "-" + arch.id()), ref);
@@ -129,22 +128,22 @@ class ImportExportIT {
 
         Result r = cli(arch, runtime, "--storage", tree.toString(), "vimport", archive.toString(), "local/oci:1");
 
-        assertThat(r.code).as(r.err).isZero();
-        assertThat(r.out).contains("Loaded image: docker.io/local/oci:1");
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out()).contains("Loaded image: docker.io/local/oci:1");
         Oracle.Result host = Oracle.forProject().run(engine(runtime), tree,
                 work.resolve("oracle-vimport-" + runtime.id() + "-" + arch.id()), "docker.io/local/oci:1");
         assertThat(host.differencesFrom(single.single())).isEmpty();
 
         Result ok = vbake("verify", tree.toString(), "-a", arch.id(), "--", "/bin/sh", "-c",
                 "test \"$(cat /data/added)\" = added && test ! -e /data/gone");
-        assertThat(ok.code).as(ok.err).isZero();
-        assertThat(ok.out).contains("ok     " + single.single().configDigest(), "verified 1 image(s)");
+        assertThat(ok.code()).as(ok.err()).isZero();
+        assertThat(ok.out()).contains("ok     " + single.single().configDigest(), "verified 1 image(s)");
 
         Path broken = work.resolve("broken-" + runtime.id() + "-" + arch.id() + ".tar");
         String removed = removeOneLayer(tree, broken, runtime);
         Result bad = vbake("verify", broken.toString(), "-a", arch.id());
-        assertThat(bad.code).as(bad.out + bad.err).isEqualTo(1);
-        assertThat(bad.out).contains("FAILED " + single.single().configDigest(), removed.substring(0, 12))
+        assertThat(bad.code()).as(bad.out() + bad.err()).isEqualTo(1);
+        assertThat(bad.out()).contains("FAILED " + single.single().configDigest(), removed.substring(0, 12))
                 .contains("verify failed: 1 of 1 image(s)");
     }
 
@@ -158,7 +157,7 @@ class ImportExportIT {
 
         Result r = cli(arch, runtime, "--storage", image.toString(), "vimport", archive.toString(), "local/ext4:1");
 
-        assertThat(r.code).as(r.err).isZero();
+        assertThat(r.code()).as(r.err()).isZero();
         assertThat(image).isRegularFile();
         // Mounted read-only on the host (loop device), tarred with GNU tar keeping xattrs, and
         // handed to the host engine like any export.
@@ -266,8 +265,6 @@ class ImportExportIT {
         return r == RuntimeKind.DOCKER ? Oracle.Engine.DOCKER : Oracle.Engine.PODMAN;
     }
 
-    record Result(int code, String out, String err) {
-    }
 
     private static Result cli(Arch arch, RuntimeKind runtime, String... args) {
         List<String> argv = new ArrayList<>(List.of("-a", arch.id(), "--state-dir",
@@ -281,9 +278,6 @@ class ImportExportIT {
     }
 
     private static Result main(String prog, List<String> argv) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run(prog, argv.toArray(String[]::new), null, out, err, new HashMap<>(System.getenv()), false);
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        return InProcessCli.run(prog, argv);
     }
 }

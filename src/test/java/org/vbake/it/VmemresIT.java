@@ -126,7 +126,9 @@ class VmemresIT {
             throw new AssertionError("timed out: " + argv);
         }
         long ms = (System.nanoTime() - t0) / 1_000_000;
-        Result r = new Result(p.exitValue(), Files.readString(out), Files.readString(err), ms);
+        String stderr = Files.readString(err);
+        Result r = new Result(p.exitValue(), Files.readString(out),
+                p.exitValue() == 0 ? stderr : InProcessCli.withLogTail(stderr), ms);
         Files.delete(out);
         Files.delete(err);
         return r;
