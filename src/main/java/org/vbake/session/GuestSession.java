@@ -247,26 +247,27 @@ public final class GuestSession implements AutoCloseable {
             BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
         try {
             return bootOnce(options, runner, events, beforeEngine);
-        } catch (EarlyExit e) {
-            // Seen about once in 250 boots under TCG (x86_64 podman, never reproduced on
-            // demand): QEMU gone before the agent answered. Nothing has touched the state yet,
-            // so one more boot is safe; the first console log is kept and named.
-            Path kept = e.log().resolveSibling(e.log().getFileName() + ".early-exit");
+        } catch (DiedDuringBoot e) {
+            // Seen a few times in several hundred boots under TCG, x86_64 guests only, never on
+            // demand: QEMU gone during the boot. No command has run yet and the work before the
+            // engine starts can be done again, so the guest is booted once more; the first
+            // console log is kept and named.
+            Path kept = e.log().resolveSibling(e.log().getFileName() + ".failed-boot");
             try {
                 java.nio.file.Files.copy(e.log(), kept, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             } catch (IOException copyFailed) {
                 kept = e.log();
             }
-            events.on(new Event.Progress("warning: QEMU exited before the guest came up (console log kept as " + kept
-                    + "); booting once more"));
+            events.on(new Event.Progress("warning: " + e.getMessage() + "; console log kept as " + kept
+                    + "; booting once more"));
             return bootOnce(options, runner, events, beforeEngine);
         }
     }
 
-    /** QEMU exited before the agent's handshake: nothing in the guest ran yet. */
-    private static final class EarlyExit extends GuestException {
-        EarlyExit(String message, Path log) {
-            super(message, log, null);
+    /** QEMU exited while the guest was booting, before any command ran. */
+    private static final class DiedDuringBoot extends GuestException {
+        DiedDuringBoot(GuestException failure) {
+            super(failure.getMessage(), failure.log(), failure);
         }
     }
 
@@ -322,6 +323,10 @@ public final class GuestSession implements AutoCloseable {
         try {
             session.connect(beforeEngine);
             return session;
+        } catch (GuestException e) {
+            boolean died = !vm.isAlive() && e.log() != null;
+            session.close();
+            throw died ? new DiedDuringBoot(e) : e;
         } catch (VbakeException | InterruptedException | RuntimeException e) {
             session.close();
             throw e;
@@ -385,8 +390,7 @@ public final class GuestSession implements AutoCloseable {
     private AgentClient connectAgent(long deadline) throws GuestException, InterruptedException {
         while (true) {
             if (!vm.isAlive()) {
-                GuestException failure = guestFailure("QEMU exited before the guest came up", null);
-                throw hello == null ? new EarlyExit(failure.getMessage(), failure.log()) : failure;
+                throw guestFailure("QEMU exited before the guest came up", null);
             }
             if (System.nanoTime() > deadline) {
                 throw guestFailure("the guest did not come up within " + options.bootTimeout().toSeconds() + " s",

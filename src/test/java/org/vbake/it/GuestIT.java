@@ -8,10 +8,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -121,6 +124,42 @@ class GuestIT {
             assertThat(out.toString(StandardCharsets.UTF_8)).isEqualTo(arch.id() + "\nwith spaces  \"quoted\"\n");
             assertThat(err.toString(StandardCharsets.UTF_8)).isEqualTo("to-stderr\n");
             assertThat(session.hello().arch()).isEqualTo(arch.id());
+        }
+    }
+    @Test
+    void aGuestThatDiesWhileBootingIsBootedOnceMore() throws Exception {
+        Path state = stateDir(Arch.AARCH64, RuntimeKind.DOCKER).resolve("trixie");
+        Files.createDirectories(state);
+        Files.deleteIfExists(state.resolve("console.log"));
+        CompletableFuture<Result> info = CompletableFuture.supplyAsync(
+                () -> cli(Arch.AARCH64, RuntimeKind.DOCKER, "info", "--format", "{{.Architecture}}"));
+        // Killed once the agent has answered: the boot is past the point the first retry covered.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!consoleSays(state, "handshake done") && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+        }
+        List<ProcessHandle> qemu = ProcessHandle.allProcesses()
+                .filter(p -> p.info().commandLine().orElse("").contains("qemu-system")
+                        && p.info().commandLine().orElse("").contains(state.toString()))
+                .toList();
+        assertThat(qemu).as("the booting guest's QEMU").hasSize(1);
+        qemu.get(0).destroyForcibly();
+
+        Result r = info.get(5, TimeUnit.MINUTES);
+        assertThat(r.code()).as(r.err()).isZero();
+        assertThat(r.out().strip()).isEqualTo("aarch64");
+        assertThat(r.err()).contains("warning: lost the guest", "QEMU was killed by signal 9",
+                "console.log.failed-boot", "booting once more");
+        assertThat(Files.readString(state.resolve("console.log.failed-boot"))).contains("handshake done")
+                .doesNotContain("engine ready");
+        assertThat(Files.readString(state.resolve("console.log"))).contains("engine ready", "power-off");
+    }
+
+    private static boolean consoleSays(Path state, String text) {
+        try {
+            return Files.readString(state.resolve("console.log")).contains(text);
+        } catch (java.io.IOException e) {
+            return false;
         }
     }
 }
