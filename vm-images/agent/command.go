@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,9 @@ type execRequest struct {
 	TTY   bool     `json:"tty"`  // run on a pseudo-terminal; implies stdin
 	Rows  uint16   `json:"rows"` // its initial size; 0 leaves the kernel's default
 	Cols  uint16   `json:"cols"`
+	// OutputWindow, when positive, limits the output sent beyond what the host acknowledged
+	// with WINDOW (see credit); 0 or less: no limit.
+	OutputWindow int `json:"outputWindow"`
 }
 
 type exitStatus struct {
@@ -55,6 +60,8 @@ type command struct {
 	exited   bool // the process has exited: STDIN is dropped, no WINDOW any more
 	stdinW   *os.File
 	pty      *os.File // a tty command's terminal master (also stdinW and its output), else nil
+
+	credit *credit // what the host still accepts of STDOUT and STDERR together
 }
 
 // commandEnv is the agent's environment with PATH set to defaultPath, followed by extra (later
@@ -207,7 +214,7 @@ func (s *session) startCommand(ch uint32, req *execRequest) (*command, exitStatu
 	closeFiles(sio.childEnds)
 
 	c := &command{s: s, ch: ch, done: make(chan struct{}), cmd: cmd, pid: cmd.Process.Pid,
-		stdinW: sio.stdinW, pty: sio.pty}
+		stdinW: sio.stdinW, pty: sio.pty, credit: newCredit(req.OutputWindow)}
 	c.inCond = sync.NewCond(&c.inMu)
 	var pumps sync.WaitGroup
 	for _, o := range sio.outputs {
@@ -316,12 +323,18 @@ func unwrapPathErr(err error) error {
 // pump copies one output pipe into STDOUT or STDERR frames until end of file, or until the
 // read deadline that wait sets exitGrace after the command exited. A terminal master reads EIO
 // instead of end of file once no process holds the slave any more; like any other read error
-// it ends the output.
+// it ends the output. Every read is limited by the channel's credit; without credit the pump
+// stops reading, so the command blocks once the pipe is full.
 func (c *command) pump(f *os.File, t byte, wg *sync.WaitGroup) {
 	defer wg.Done()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		c.s.a.log.Printf("channel %d: %v", c.ch, err)
+		return
+	}
 	buf := make([]byte, dataChunk)
 	for {
-		n, err := f.Read(buf)
+		n, err := c.readOutput(rc, buf)
 		if n > 0 {
 			c.s.out.output(encodeFrame(t, c.ch, buf[:n]))
 		}
@@ -331,7 +344,8 @@ func (c *command) pump(f *os.File, t byte, wg *sync.WaitGroup) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// Something (a background child) still holds the pipe open. Deliver what is
 			// already buffered in it, then stop. The deadline may have passed while this
-			// goroutine waited for the link, so the pipe can hold up to its capacity.
+			// goroutine waited for the link or for credit, so the pipe can hold up to its
+			// capacity; it is drained within the credit too.
 			left := pipeBuffered(f)
 			_ = f.SetReadDeadline(time.Time{})
 			for left > 0 {
@@ -339,7 +353,7 @@ func (c *command) pump(f *os.File, t byte, wg *sync.WaitGroup) {
 				if k > len(buf) {
 					k = len(buf)
 				}
-				n, err := f.Read(buf[:k])
+				n, err := c.readOutput(rc, buf[:k])
 				if n > 0 {
 					c.s.out.output(encodeFrame(t, c.ch, buf[:n]))
 					left -= n
@@ -351,6 +365,93 @@ func (c *command) pump(f *os.File, t byte, wg *sync.WaitGroup) {
 		}
 		return
 	}
+}
+
+// readOutput reads once from a command's output into buf, no more than the credit allows. It
+// waits for credit (however long), then for data (until the file's read deadline). Credit is
+// taken only around the non-blocking read itself and the unused part given back at once: a pump
+// waiting on an empty pipe must not hold the credit the other pump needs. End of file is io.EOF.
+func (c *command) readOutput(rc syscall.RawConn, buf []byte) (int, error) {
+	var n int
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		k := c.credit.take(len(buf))
+		for {
+			n, rerr = syscall.Read(int(fd), buf[:k])
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if n < 0 {
+			n = 0
+		}
+		c.credit.giveBack(k - n)
+		return rerr != syscall.EAGAIN // else wait until the descriptor is readable
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return n, os.NewSyscallError("read", rerr)
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// credit is how many more bytes of output (STDOUT and STDERR together, or a terminal's output)
+// the host accepts on a channel: outputWindow at first, raised by the host's WINDOW frames.
+// Without outputWindow, or once the limit is lifted, it is unlimited.
+type credit struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	limited bool
+	n       int
+}
+
+func newCredit(window int) *credit {
+	cr := &credit{limited: window > 0, n: window}
+	cr.cond = sync.NewCond(&cr.mu)
+	return cr
+}
+
+// take waits until there is credit and takes up to want bytes of it.
+func (cr *credit) take(want int) int {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	for cr.limited && cr.n == 0 {
+		cr.cond.Wait()
+	}
+	if !cr.limited {
+		return want
+	}
+	if want > cr.n {
+		want = cr.n
+	}
+	cr.n -= want
+	return want
+}
+
+// giveBack returns k bytes taken but not sent.
+func (cr *credit) giveBack(k int) {
+	if k > 0 {
+		cr.grant(k)
+	}
+}
+
+// grant adds m bytes of credit; -1 lifts the limit for good.
+func (cr *credit) grant(m int) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if !cr.limited {
+		return
+	}
+	if m < 0 || m > math.MaxInt-cr.n { // a sum that overflows is no limit either
+		cr.limited = false
+	} else {
+		cr.n += m
+	}
+	cr.cond.Broadcast()
 }
 
 // pipeBuffered returns the number of bytes waiting in a pipe or terminal master (FIONREAD).

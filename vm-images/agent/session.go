@@ -91,6 +91,8 @@ func (a *agent) serve(rw io.ReadWriter, portMode bool) error {
 			if !failing {
 				a.log.Printf("reading the port failed (%v), host not connected? retrying", err)
 				failing = true
+				// The commands go on; the host that would grant them credit does not.
+				s.liftWindows()
 			}
 			time.Sleep(50 * time.Millisecond)
 			continue
@@ -121,6 +123,8 @@ func (s *session) handle(f frame) error {
 		s.signal(f)
 	case typeResize:
 		s.resize(f)
+	case typeWindow:
+		s.window(f)
 	case typeEngine:
 		received := time.Now()
 		go func() { s.out.sendJSON(typeEngineReady, 0, s.a.startEngine(f.payload, received)) }()
@@ -273,8 +277,40 @@ func (s *session) resize(f frame) {
 	}
 }
 
-// killAll sends SIGKILL to every running command's process group and returns their done channels.
+// window gives a command more output credit: WINDOW {"bytes":M} from the host means it consumed
+// M more bytes of the channel's output, -1 that it takes everything from now on. WINDOW for a
+// channel that finished (it crossed EXIT), never existed or has no outputWindow is ignored.
+func (s *session) window(f frame) {
+	var req struct {
+		Bytes int `json:"bytes"`
+	}
+	if err := json.Unmarshal(f.payload, &req); err != nil {
+		s.out.sendError(f.ch, "malformed WINDOW: "+err.Error())
+		return
+	}
+	if req.Bytes <= 0 && req.Bytes != -1 {
+		s.out.sendError(f.ch, fmt.Sprintf("invalid WINDOW bytes %d (positive or -1)", req.Bytes))
+		return
+	}
+	if c, _ := s.lookup(f.ch); c != nil {
+		c.credit.grant(req.Bytes)
+	}
+}
+
+// liftWindows removes the output limit of every running command. A pump waiting for credit keeps
+// its command from finishing, and a host that is gone (or powering off) grants none any more.
+func (s *session) liftWindows() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.cmds {
+		c.credit.grant(-1)
+	}
+}
+
+// killAll sends SIGKILL to every running command's process group, lifting their output limits,
+// and returns their done channels.
 func (s *session) killAll() []chan struct{} {
+	s.liftWindows()
 	s.mu.Lock()
 	cmds := make([]*command, 0, len(s.cmds))
 	for _, c := range s.cmds {

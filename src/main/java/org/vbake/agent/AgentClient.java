@@ -269,6 +269,10 @@ public final class AgentClient implements Closeable {
 
         /** The link ended before the channel did. */
         void lost(AgentProtocolException failure);
+
+        /** The agent channel chosen for this relay, before its EXEC is sent (frames may follow at once). */
+        default void started(int agentChannel) {
+        }
     }
 
     /**
@@ -282,6 +286,7 @@ public final class AgentClient implements Closeable {
         do {
             channel = nextChannel.getAndIncrement();
         } while (channel == 0);
+        sink.started(channel);
         relays.put(channel, sink);
         try {
             send(new Frame(FrameType.EXEC, channel, execPayload));

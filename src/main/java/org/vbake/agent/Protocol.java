@@ -223,6 +223,24 @@ public final class Protocol {
         }
     }
 
+    /**
+     * A client's EXEC payload with {@code outputWindow} set: the agent then sends at most that
+     * many bytes of the command's output ahead of the WINDOW frames that acknowledge it. Other
+     * fields pass through untouched, including ones this version does not know.
+     */
+    public static byte[] withOutputWindow(Frame exec, long window) throws AgentProtocolException {
+        try {
+            com.fasterxml.jackson.databind.JsonNode tree = MAPPER.readTree(exec.payload());
+            if (!(tree instanceof com.fasterxml.jackson.databind.node.ObjectNode object)) {
+                throw new AgentProtocolException("malformed EXEC payload " + abbreviate(exec.payloadText()));
+            }
+            object.put("outputWindow", window);
+            return MAPPER.writeValueAsBytes(object);
+        } catch (IOException e) {
+            throw new AgentProtocolException("malformed EXEC payload " + abbreviate(exec.payloadText()), e);
+        }
+    }
+
     private static String abbreviate(String s) {
         return s.length() > 200 ? s.substring(0, 200) + "..." : s;
     }

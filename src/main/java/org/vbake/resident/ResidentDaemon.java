@@ -64,6 +64,12 @@ public final class ResidentDaemon {
     private static final int SIGKILL = 9;
 
     private final GuestOptions options;
+    /** Output bytes a command may have in flight to its client (agent → daemon → client socket). */
+    static final long OUTPUT_WINDOW = 4L << 20;
+    /** A client queue past this is a bug or a client that ignores the window: it is dropped. */
+    private static final long OUTPUT_QUEUE_LIMIT = 64L << 20;
+    private static final byte[] UNLIMITED_WINDOW = Protocol.toJson(new Protocol.Window(-1));
+
     private final Duration idleTimeout;
     private final StateDir state;
     private final PrintStream log;
@@ -172,7 +178,7 @@ public final class ResidentDaemon {
         finish(outcome, reason);
         Connection requester = stopRequester.get();
         if (requester != null) {
-            requester.sendQuietly(new Frame(FrameType.POWEROFF, 0, Protocol.toJson(new PowerOffReply(true, reason))));
+            requester.sendNow(new Frame(FrameType.POWEROFF, 0, Protocol.toJson(new PowerOffReply(true, reason))));
         }
         dropClients();
         return outcome.equals(DaemonRecord.DIED) ? 3 : 0;
@@ -399,6 +405,7 @@ public final class ResidentDaemon {
     private final class Connection {
         private final SocketChannel channel;
         private final OutputStream out;
+        private final ClientOutput output;
         // client channel -> agent channel
         private final Map<Integer, Integer> channels = new ConcurrentHashMap<>();
         private volatile boolean engineStopped;
@@ -407,6 +414,7 @@ public final class ResidentDaemon {
         Connection(SocketChannel channel) {
             this.channel = channel;
             this.out = new AgentClient.ChannelOutput(channel);
+            this.output = new ClientOutput(out, out, OUTPUT_QUEUE_LIMIT, e -> close());
         }
 
         void serve() {
@@ -480,9 +488,25 @@ public final class ResidentDaemon {
                 sendError(clientChannel, "channel " + clientChannel + " is in use");
                 return;
             }
+            // The agent sends a command's output only as fast as this client takes it (see
+            // ClientOutput): a client that stops reading holds up its own command, nobody else.
+            byte[] payload;
+            try {
+                payload = Protocol.withOutputWindow(f, OUTPUT_WINDOW);
+            } catch (AgentProtocolException e) {
+                sendError(clientChannel, e.getMessage());
+                return;
+            }
             gate.enter(this);
             lastActivity.set(System.currentTimeMillis());
             AgentClient.Relay relay = new AgentClient.Relay() {
+                private volatile int agentChannel;
+
+                @Override
+                public void started(int channel) {
+                    agentChannel = channel;
+                }
+
                 @Override
                 public void frame(Frame frame) {
                     boolean last = frame.type() == FrameType.EXIT || frame.type() == FrameType.ERROR;
@@ -491,20 +515,24 @@ public final class ResidentDaemon {
                         gate.exit(Connection.this);
                         lastActivity.set(System.currentTimeMillis());
                     }
-                    sendQuietly(new Frame(frame.type(), clientChannel, frame.payload()));
+                    boolean output = frame.type() == FrameType.STDOUT || frame.type() == FrameType.STDERR;
+                    int n = frame.payload().length;
+                    int ch = agentChannel;
+                    relayOut(new Frame(frame.type(), clientChannel, frame.payload()),
+                            output && n > 0 ? () -> grant(ch, n) : null);
                 }
 
                 @Override
                 public void lost(AgentProtocolException failure) {
                     channels.remove(clientChannel);
                     gate.exit(Connection.this);
-                    sendQuietly(new Frame(FrameType.ERROR, clientChannel,
+                    relayOut(new Frame(FrameType.ERROR, clientChannel,
                             Protocol.toJson(new ErrorMessage("the resident guest's agent link was lost: "
-                                    + failure.getMessage() + "; see " + state.consoleLog()))));
+                                    + failure.getMessage() + "; see " + state.consoleLog()))), null);
                 }
             };
             try {
-                int agentChannel = agent().startRelay(f.payload(), relay);
+                int agentChannel = agent().startRelay(payload, relay);
                 // An EXIT that beats this line leaves a mapping to a finished channel, which
                 // relay() and kill() then ignore.
                 channels.putIfAbsent(clientChannel, agentChannel);
@@ -573,8 +601,19 @@ public final class ResidentDaemon {
         private void kill(int agentChannel) {
             try {
                 agent().relay(FrameType.SIGNAL, agentChannel, Protocol.toJson(new SignalRequest(SIGKILL)));
+                // Nobody reads its output any more: the agent may send the rest without waiting.
+                agent().relay(FrameType.WINDOW, agentChannel, UNLIMITED_WINDOW);
             } catch (IOException e) {
                 // the agent link is gone: nothing runs any more
+            }
+        }
+
+        /** The client has its {@code bytes} of output: the agent may send as many more. */
+        private void grant(int agentChannel, int bytes) {
+            try {
+                agent().relay(FrameType.WINDOW, agentChannel, Protocol.toJson(new Protocol.Window(bytes)));
+            } catch (IOException e) {
+                // the agent link is gone; the relay's lost() tells the client
             }
         }
 
@@ -592,11 +631,22 @@ public final class ResidentDaemon {
             }
         }
 
-        /** From the agent's reader thread: a client that cannot take its output is dropped. */
-        void sendQuietly(Frame frame) {
-            if (closed && stopRequester.get() != this) {
+        /**
+         * From the agent's reader thread: queued for this client's writer, never blocking. A
+         * client this far behind despite the output window is dropped.
+         */
+        void relayOut(Frame frame, Runnable afterWrite) {
+            if (closed) {
                 return;
             }
+            if (!output.offer(frame, afterWrite) && !closed) {
+                log("a client is " + output.queuedBytes() / (1024 * 1024) + " MiB behind on its output: dropped");
+                close();
+            }
+        }
+
+        /** Now, from this thread; a client that is gone is closed. */
+        void sendNow(Frame frame) {
             try {
                 send(frame);
             } catch (IOException e) {
@@ -606,6 +656,7 @@ public final class ResidentDaemon {
 
         void close() {
             closed = true;
+            output.close();
             try {
                 channel.close();
             } catch (IOException ignored) {

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -92,15 +93,24 @@ class VmemresIT {
 
     static Result vdkrIn(Path stateDir, Map<String, String> env, byte[] stdin, String... args)
             throws IOException, InterruptedException {
-        List<String> argv = new ArrayList<>(launcher());
-        argv.addAll(List.of("-a", "aarch64", "--state-dir", stateDir.toString()));
+        return cli("vdkr", "aarch64", stateDir, env, stdin, args);
+    }
+
+    static Result cli(String prog, String arch, Path stateDir, Map<String, String> env, byte[] stdin, String... args)
+            throws IOException, InterruptedException {
+        List<String> argv = new ArrayList<>(launcher(prog));
+        argv.addAll(List.of("-a", arch, "--state-dir", stateDir.toString()));
         argv.addAll(List.of(args));
         return run(argv, env, stdin);
     }
 
     static List<String> launcher() {
+        return launcher("vdkr");
+    }
+
+    static List<String> launcher(String prog) {
         return List.of(ProcessHandle.current().info().command().orElse("java"), "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1", "-Dvbake.prog=vdkr", "-jar", JAR.toString());
+                "-XX:TieredStopAtLevel=1", "-Dvbake.prog=" + prog, "-jar", JAR.toString());
     }
 
     static Result run(List<String> argv, Map<String, String> env, byte[] stdin) throws IOException, InterruptedException {
@@ -294,6 +304,53 @@ class VmemresIT {
             }
             assertThat(r.out()).isEqualTo(expected.toString());
             assertThat(r.err()).isEqualTo(tag + "-err\n");
+        }
+
+        // A client that stops reading its output (here: nobody reads its stdout pipe) holds up
+        // its own command and nobody else's; once read, all of its output arrives.
+        List<String> argv = new ArrayList<>(launcher());
+        argv.addAll(List.of("-a", "aarch64", "--state-dir", state.toString(), "run", "--rm", "local/small:1",
+                "busybox", "head", "-c", "20000000", "/dev/zero"));
+        ProcessBuilder pb = new ProcessBuilder(argv);
+        pb.environment().put("XDG_CONFIG_HOME", work.resolve("config").toString());
+        Path stalledErr = work.resolve("stalled.err");
+        pb.redirectError(stalledErr.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        Process stalled = pb.start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            while (ok(vdkr(state, Map.of(), "ps", "-q")).out().isBlank() && System.nanoTime() < deadline) {
+                Thread.sleep(500);
+            }
+            CompletableFuture<Result> other = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return vdkr(state, Map.of(), "run", "--rm", "local/small:1", "cat", "/data/keep");
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+            assertThat(ok(other.get(3, TimeUnit.MINUTES)).out()).isEqualTo("keep\n");
+            assertThat(stalled.isAlive()).as("the stalled client's command waits for it").isTrue();
+
+            long zeros = 0;
+            long others = 0;
+            try (InputStream in = stalled.getInputStream()) {
+                byte[] buf = new byte[1 << 16];
+                for (int n; (n = in.read(buf)) > 0; ) {
+                    for (int i = 0; i < n; i++) {
+                        if (buf[i] == 0) {
+                            zeros++;
+                        } else {
+                            others++;
+                        }
+                    }
+                }
+            }
+            assertThat(stalled.waitFor(2, TimeUnit.MINUTES)).isTrue();
+            assertThat(stalled.exitValue()).as(Files.readString(stalledErr)).isZero();
+            assertThat(zeros).isEqualTo(20_000_000L);
+            assertThat(others).isZero();
+        } finally {
+            stalled.destroyForcibly();
         }
     }
 
