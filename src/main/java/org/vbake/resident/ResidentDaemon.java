@@ -143,8 +143,9 @@ public final class ResidentDaemon {
         }
         record = record.with(DaemonRecord.RUNNING, qemuPid(), null);
         writeRecordQuietly();
+        lastActivity.set(System.currentTimeMillis());   // idle from now, not from before the boot
         log("ready: serving " + state.daemonSocket() + (idleTimeout.isZero() ? "" : ", idle timeout "
-                + idleTimeout.toMinutes() + " min"));
+                + idleTimeout.toSeconds() + " s"));
         String outcome = DaemonRecord.STOPPED;
         while (true) {
             try {
@@ -162,7 +163,8 @@ public final class ResidentDaemon {
             }
             if (!idleTimeout.isZero() && gate.commands() == 0 && connections.isEmpty()
                     && System.currentTimeMillis() - lastActivity.get() > idleTimeout.toMillis()) {
-                requestShutdown("idle for " + idleTimeout.toMinutes() + " min");
+                long secs = idleTimeout.toSeconds();
+                requestShutdown("idle for " + (secs % 60 == 0 ? secs / 60 + " min" : secs + " s"));
                 break;
             }
         }
@@ -217,8 +219,8 @@ public final class ResidentDaemon {
                 return;
             }
             Connection c = new Connection(channel);
+            // A connection alone is not activity: 'vmemres status' would reset the idle time it shows.
             connections.add(c);
-            lastActivity.set(System.currentTimeMillis());
             Thread t = new Thread(c::serve, "vbake-daemon-client");
             t.setDaemon(true);
             t.start();
@@ -592,7 +594,9 @@ public final class ResidentDaemon {
                 }
             }
             gate.release(this);
-            lastActivity.set(System.currentTimeMillis());
+            if (!channels.isEmpty() || engineStopped) {
+                lastActivity.set(System.currentTimeMillis());   // its commands were cut short just now
+            }
             if (stopRequester.get() != this) {
                 close();
             }

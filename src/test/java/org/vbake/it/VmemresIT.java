@@ -237,6 +237,44 @@ class VmemresIT {
     }
 
     @Test
+    void idleTimeoutPowersTheGuestOffCleanly() throws Exception {
+        Path state = newState("idle");
+        Files.createDirectories(work.resolve("config/vdkr"));
+        Files.writeString(work.resolve("config/vdkr/config"), "idle-timeout=12\n");
+        try {
+            ok(vdkr(state, Map.of(), "vmemres", "start"));
+            String record = Files.readString(state.resolve("trixie/run/daemon.json"));
+            long qemuPid = Long.parseLong(record.replaceAll("(?s).*\"qemuPid\":(\\d+).*", "$1"));
+            ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
+
+            // Asking for the status is not activity: the idle time it shows keeps growing.
+            Thread.sleep(4000);
+            String idle = ok(vdkr(state, Map.of(), "vmemres", "status")).out();
+            assertThat(idle).contains("(powers off after 12 s)");
+            long idleSeconds = Long.parseLong(idle.replaceAll("(?s).*idle: *(\\d+) s.*", "$1"));
+            assertThat(idleSeconds).isBetween(3L, 12L);
+
+            Result after;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            do {
+                Thread.sleep(2000);
+                after = vdkr(state, Map.of(), "vmemres", "status");
+            } while (after.code() == 0 && System.nanoTime() < deadline);
+            assertThat(after.code()).as(after.out()).isEqualTo(1);
+            assertThat(after.out()).contains(": stopped", "idle for 12 s");
+            assertThat(ProcessHandle.of(qemuPid).map(ProcessHandle::isAlive).orElse(false)).isFalse();
+            assertThat(state.resolve("trixie/run/daemon.sock")).doesNotExist();
+            assertThat(Files.readString(state.resolve("trixie/console.log"))).contains("power-off: unmounting");
+
+            // The image is on the state disk for the next (cold) command.
+            assertThat(ok(vdkr(state, Map.of(), "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"))
+                    .out().strip()).isEqualTo(smallId() + " local/small:1");
+        } finally {
+            Files.delete(work.resolve("config/vdkr/config"));
+        }
+    }
+
+    @Test
     void killedQemuMidImportIsReportedAndTheNextCommandRecovers() throws Exception {
         Path state = newState("crash");
         Files.createDirectories(work.resolve("config/vdkr"));
