@@ -237,6 +237,35 @@ class VmemresIT {
     }
 
     @Test
+    void podmanOnX86AnswersFromItsResidentGuestAsACold() throws Exception {
+        Path state = work.resolve("vpdmn-x86_64");
+        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
+        Path tools = images.ensure("trixie", Arch.X86_64, RuntimeKind.PODMAN, false).toolsDisk();
+        Path busybox = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox-x86_64")));
+        Path archive = work.resolve("small-amd64.tar");
+        String id = TestImages.single(TestImages.Platform.AMD64, busybox).writeOciArchive(archive)
+                .image(TestImages.Platform.AMD64).configDigest().substring("sha256:".length());
+        try {
+            assertThat(ok(cli("vpdmn", "x86_64", state, Map.of(), null, "vmemres", "start")).out())
+                    .contains("running (pid");
+            assertThat(ok(cli("vpdmn", "x86_64", state, Map.of(), null, "vmemres", "status")).out())
+                    .contains(": running", "x86_64, podman, trixie");
+            ok(cli("vpdmn", "x86_64", state, Map.of(), null, "vimport", archive.toString(), "local/small:1"));
+            assertThat(ok(cli("vpdmn", "x86_64", state, Map.of(), null, "image", "inspect", "--format", "{{.Id}}",
+                    "local/small:1")).out().strip()).isEqualTo(id);
+            assertThat(ok(cli("vpdmn", "x86_64", state, Map.of(), "piped in\n".getBytes(StandardCharsets.UTF_8),
+                    "run", "--rm", "-i", "local/small:1", "sh", "-c", "cat; uname -m; cat /data/keep")).out())
+                    .isEqualTo("piped in\nx86_64\nkeep\n");
+            assertThat(ok(cli("vpdmn", "x86_64", state, Map.of(), null, "vmemres", "stop")).out()).contains("stopped (");
+            // The cold guest finds what the resident one stored.
+            assertThat(ok(cli("vpdmn", "x86_64", state, Map.of(), null, "image", "inspect", "--format", "{{.Id}}",
+                    "local/small:1")).out().strip()).isEqualTo(id);
+        } finally {
+            cli("vpdmn", "x86_64", state, Map.of(), null, "vmemres", "stop");
+        }
+    }
+
+    @Test
     void idleTimeoutPowersTheGuestOffCleanly() throws Exception {
         Path state = newState("idle");
         Files.createDirectories(work.resolve("config/vdkr"));
