@@ -149,6 +149,18 @@ class VmemresIT {
         return r;
     }
 
+    /** vdkr's config file for the launched clients (removed by the test when done). */
+    private static void config(String content) throws IOException {
+        Files.createDirectories(work.resolve("config/vdkr"));
+        Files.writeString(work.resolve("config/vdkr/config"), content);
+    }
+
+    /** The QEMU pid the running daemon recorded. */
+    private static long qemuPid(Path state) throws IOException {
+        String record = Files.readString(state.resolve("trixie/run/daemon.json"));
+        return Long.parseLong(record.replaceAll("(?s).*\"qemuPid\":(\\d+).*", "$1"));
+    }
+
     private static String smallId() {
         return smallImage.image(TestImages.Platform.ARM64).configDigest();
     }
@@ -268,12 +280,10 @@ class VmemresIT {
     @Test
     void idleTimeoutPowersTheGuestOffCleanly() throws Exception {
         Path state = newState("idle");
-        Files.createDirectories(work.resolve("config/vdkr"));
-        Files.writeString(work.resolve("config/vdkr/config"), "idle-timeout=12\n");
+        config("idle-timeout=12\n");
         try {
             ok(vdkr(state, Map.of(), "vmemres", "start"));
-            String record = Files.readString(state.resolve("trixie/run/daemon.json"));
-            long qemuPid = Long.parseLong(record.replaceAll("(?s).*\"qemuPid\":(\\d+).*", "$1"));
+            long qemuPid = qemuPid(state);
             ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
 
             // Asking for the status is not activity: the idle time it shows keeps growing.
@@ -306,13 +316,11 @@ class VmemresIT {
     @Test
     void killedQemuMidImportIsReportedAndTheNextCommandRecovers() throws Exception {
         Path state = newState("crash");
-        Files.createDirectories(work.resolve("config/vdkr"));
-        Files.writeString(work.resolve("config/vdkr/config"), "auto-daemon=true\n");
+        config("auto-daemon=true\n");
         try {
             ok(vdkr(state, Map.of(), "vmemres", "start"));
             ok(vdkr(state, Map.of(), "vimport", small.toString(), "local/small:1"));
-            String record = Files.readString(state.resolve("trixie/run/daemon.json"));
-            long qemuPid = Long.parseLong(record.replaceAll("(?s).*\"qemuPid\":(\\d+).*", "$1"));
+            long qemuPid = qemuPid(state);
 
             CompletableFuture<Result> importing = CompletableFuture.supplyAsync(() -> {
                 try {
