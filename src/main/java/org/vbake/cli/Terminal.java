@@ -17,10 +17,14 @@ import sun.misc.SignalHandler;
 final class Terminal implements AutoCloseable {
 
     private final String saved;
+    private final Thread restoreOnExit;
     private SignalHandler previousWinch;
 
     private Terminal(String saved) {
         this.saved = saved;
+        // SIGTERM or SIGHUP end the JVM without close(): the user's shell must not be left raw.
+        this.restoreOnExit = new Thread(this::restore, "vbake-restore-terminal");
+        Runtime.getRuntime().addShutdownHook(restoreOnExit);
     }
 
     /** Whether this process's stdin and stdout are a terminal. */
@@ -62,9 +66,18 @@ final class Terminal implements AutoCloseable {
     @Override
     public void close() {
         try {
-            if (previousWinch != null) {
-                Signal.handle(new Signal("WINCH"), previousWinch);
-            }
+            Runtime.getRuntime().removeShutdownHook(restoreOnExit);
+        } catch (IllegalStateException e) {
+            return;   // shutting down: the hook restores the terminal
+        }
+        if (previousWinch != null) {
+            Signal.handle(new Signal("WINCH"), previousWinch);
+        }
+        restore();
+    }
+
+    private void restore() {
+        try {
             stty(saved);
         } catch (IOException | RuntimeException e) {
             // the terminal is left raw; 'reset' fixes it
