@@ -57,7 +57,9 @@ type command struct {
 	inQueued int  // bytes in inQ
 	inEOF    bool // an empty STDIN frame arrived
 	inBroken bool // writing failed (the command closed its stdin): discard and acknowledge
-	exited   bool // the process has exited: STDIN is dropped, no WINDOW any more
+	exited   bool // the process has exited: queued and later STDIN is dropped
+	writing  bool // stdinLoop holds a payload taken from inQ: its WINDOW is still to come
+	acksDone bool // EXIT is next: no WINDOW any more
 	stdinW   *os.File
 	pty      *os.File // a tty command's terminal master (also stdinW and its output), else nil
 
@@ -476,6 +478,14 @@ func (c *command) wait(pumps *sync.WaitGroup, outputs []output) {
 	for _, o := range outputs {
 		o.f.Close()
 	}
+	// Input the command may have read before it exited is acknowledged before EXIT, which is
+	// the channel's last frame. The write in flight ends quickly: the pipe or master is closed.
+	c.inMu.Lock()
+	for c.writing {
+		c.inCond.Wait()
+	}
+	c.acksDone = true
+	c.inMu.Unlock()
 	c.s.finish(c, statusOf(c.cmd.ProcessState, waitErr))
 }
 
@@ -545,6 +555,7 @@ func (c *command) stdinLoop() {
 		c.inQ[0] = nil
 		c.inQ = c.inQ[1:]
 		broken := c.inBroken
+		c.writing = true
 		c.inMu.Unlock()
 
 		for len(p) > 0 {
@@ -561,11 +572,17 @@ func (c *command) stdinLoop() {
 			c.inBroken = c.inBroken || broken
 			if !c.exited {
 				c.inQueued -= k
+			}
+			if !c.acksDone {
 				c.s.out.sendJSON(typeWindow, c.ch, map[string]int{"bytes": k})
 			}
 			c.inMu.Unlock()
 			p = p[k:]
 		}
+		c.inMu.Lock()
+		c.writing = false
+		c.inCond.Broadcast()
+		c.inMu.Unlock()
 	}
 }
 
