@@ -189,6 +189,12 @@ type result struct {
 // collect reads frames of channel ch until its EXIT; frames of other channels are not expected.
 func (c *client) collect(ch uint32, timeout time.Duration) result {
 	c.t.Helper()
+	return c.collectEach(ch, timeout, nil)
+}
+
+// collectEach is collect calling output (unless nil) with the size of each output frame.
+func (c *client) collectEach(ch uint32, timeout time.Duration, output func(n int)) result {
+	c.t.Helper()
 	var r result
 	var out, errb strings.Builder
 	deadline := time.Now().Add(timeout)
@@ -207,6 +213,9 @@ func (c *client) collect(ch uint32, timeout time.Duration) result {
 			r.chunks++
 			if len(f.payload) > r.maxChunk {
 				r.maxChunk = len(f.payload)
+			}
+			if output != nil {
+				output(len(f.payload))
 			}
 		case typeWindow:
 			var w struct{ Bytes int }

@@ -18,34 +18,22 @@ const threeMiB = 3 << 20
 // unacknowledged. unacked is what the host already received without acknowledging it.
 func (c *client) collectGranting(ch uint32, window, step, unacked int, timeout time.Duration) result {
 	c.t.Helper()
-	var r result
-	var out, errb strings.Builder
-	deadline := time.Now().Add(timeout)
-	for {
+	grant := func() {
 		for ; unacked >= step; unacked -= step {
 			c.sendJSON(typeWindow, ch, map[string]int{"bytes": step})
 		}
-		f := c.next(time.Until(deadline))
-		if f.ch != ch {
-			c.t.Fatalf("unexpected %s on channel %d: %s", typeName(f.typ), f.ch, f.payload)
-		}
-		switch f.typ {
-		case typeStdout:
-			out.Write(f.payload)
-		case typeStderr:
-			errb.Write(f.payload)
-		case typeExit:
-			decode(c.t, f, &r.exit)
-			r.stdout, r.stderr = out.String(), errb.String()
-			return r
-		default:
-			c.t.Fatalf("unexpected %s on channel %d: %s", typeName(f.typ), f.ch, f.payload)
-		}
-		r.chunks++
-		if unacked += len(f.payload); unacked > window {
+	}
+	grant()
+	r := c.collectEach(ch, timeout, func(n int) {
+		if unacked += n; unacked > window {
 			c.t.Fatalf("%d bytes of output unacknowledged, window %d", unacked, window)
 		}
+		grant()
+	})
+	if r.windows != 0 {
+		c.t.Fatalf("unexpected stdin WINDOW (%d bytes) on channel %d", r.windows, ch)
 	}
+	return r
 }
 
 // outputFor returns the bytes of output that come on ch within d; anything else fails.
