@@ -52,7 +52,7 @@ final class ClientOutput {
         if (closed) {
             return false;
         }
-        long size = frame.payload().length + 16L;
+        long size = size(frame);
         if (queuedBytes + size > limitBytes) {
             return false;
         }
@@ -65,6 +65,11 @@ final class ClientOutput {
         }
         notifyAll();
         return true;
+    }
+
+    /** What a queued frame counts against the limit: its payload and the frame header. */
+    private static long size(Frame frame) {
+        return frame.payload().length + 16L;
     }
 
     /** Bytes waiting, for the daemon's log. */
@@ -108,7 +113,7 @@ final class ClientOutput {
             synchronized (this) {
                 if (queue.peek() == next) {
                     queue.poll();
-                    queuedBytes -= next.frame().payload().length + 16L;
+                    queuedBytes -= size(next.frame());
                 }
             }
             if (next.afterWrite() != null) {

@@ -254,7 +254,7 @@ public final class GuestSession implements AutoCloseable {
             // console log is kept and named.
             Path kept = e.log().resolveSibling(e.log().getFileName() + ".failed-boot");
             try {
-                java.nio.file.Files.copy(e.log(), kept, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                Files.copy(e.log(), kept, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             } catch (IOException copyFailed) {
                 kept = e.log();
             }
@@ -639,13 +639,9 @@ public final class GuestSession implements AutoCloseable {
     }
 
     private GuestException guestFailure(String message, Throwable cause) {
-        try {
-            List<String> lines = Files.readAllLines(state.consoleLog(), StandardCharsets.UTF_8);
-            for (String l : lines.subList(Math.max(0, lines.size() - 15), lines.size())) {
-                events.on(new Event.Debug("console: " + l));
-            }
-        } catch (IOException ignored) {
-            // no console log yet
+        List<String> console = GuestPostMortem.readLines(state.consoleLog());
+        for (String l : console.subList(Math.max(0, console.size() - 15), console.size())) {
+            events.on(new Event.Debug("console: " + l));
         }
         if (vm == null) {
             return new GuestException(message, state.consoleLog(), cause);   // the daemon reports its guest
@@ -658,7 +654,7 @@ public final class GuestSession implements AutoCloseable {
                 Thread.currentThread().interrupt();
             }
         }
-        String why = GuestPostMortem.explain(vm.exitStatus(), state.consoleLog(), vm.qemuLog());
+        String why = GuestPostMortem.explain(vm.exitStatus(), console, GuestPostMortem.readLines(vm.qemuLog()));
         return new GuestException(why == null ? message : message + " (" + why + ")", state.consoleLog(), cause);
     }
 

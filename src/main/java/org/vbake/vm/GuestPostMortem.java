@@ -31,14 +31,11 @@ public final class GuestPostMortem {
     }
 
     /**
-     * One line for an error message, or null when nothing is known. {@code qemuExit} is QEMU's
-     * exit status (128+N for a signal), or null while it runs.
+     * One line for an error message from the console's and QEMU's log lines, or null when
+     * nothing is known. {@code qemuExit} is QEMU's exit status (128+N for a signal), or null while
+     * it runs.
      */
-    public static String explain(Integer qemuExit, Path consoleLog, Path qemuLog) {
-        return explain(qemuExit, readLines(consoleLog), readLines(qemuLog));
-    }
-
-    static String explain(Integer qemuExit, List<String> console, List<String> qemu) {
+    public static String explain(Integer qemuExit, List<String> console, List<String> qemu) {
         List<String> parts = new ArrayList<>();
         if (qemuExit != null) {
             parts.add(qemuExit > 128 && qemuExit < 128 + 65
@@ -82,12 +79,12 @@ public final class GuestPostMortem {
         return s.length() <= MAX ? s : s.substring(0, MAX) + "...";
     }
 
-    private static List<String> readLines(Path file) {
+    /** A log's lines, none if it is missing; binary junk from a dying guest does not fail it. */
+    public static List<String> readLines(Path file) {
         if (file == null) {
             return List.of();
         }
         try {
-            // The console may hold binary junk from a dying guest: decode leniently.
             return new String(Files.readAllBytes(file), StandardCharsets.UTF_8).lines().toList();
         } catch (IOException e) {
             return List.of();

@@ -57,7 +57,8 @@ class GuestPostMortemTest {
     void longLinesAreClippedAndMissingFilesAreNothing(@TempDir Path dir) throws Exception {
         Path console = dir.resolve("console.log");
         Files.writeString(console, "Kernel panic - not syncing: " + "x".repeat(500) + "\n");
-        String why = GuestPostMortem.explain(1, console, dir.resolve("no-such-qemu.log"));
+        String why = GuestPostMortem.explain(1, GuestPostMortem.readLines(console),
+                GuestPostMortem.readLines(dir.resolve("no-such-qemu.log")));
         assertThat(why).startsWith("QEMU exited with status 1; the guest console says: Kernel panic").endsWith("...");
         assertThat(why.length()).isLessThan(300);
     }
