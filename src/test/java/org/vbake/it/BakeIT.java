@@ -20,16 +20,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.vbake.api.Arch;
-import org.vbake.api.EventListener;
 import org.vbake.api.RuntimeKind;
 import org.vbake.image.Digest;
-import org.vbake.image.GuestImages;
 import org.vbake.instance.Trees;
 import org.vbake.it.InProcessCli.Result;
 import org.vbake.it.fixtures.LocalRegistry;
 import org.vbake.it.fixtures.TestImages;
 import org.vbake.it.fixtures.TestImages.Platform;
-import org.vbake.process.CommonsExecRunner;
 
 /**
  * {@code vbake bake} end to end for aarch64 with docker and podman: three images (one from the
@@ -54,12 +51,9 @@ class BakeIT {
     @BeforeAll
     static void inputs() throws Exception {
         work = Files.createTempDirectory(Path.of("/tmp"), "vbake-bake-");
-        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
-        Path tools = images.ensure("trixie", Arch.AARCH64, RuntimeKind.DOCKER, false).toolsDisk();
-        Path bb = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox")));
+        Path bb = TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox"));
         busybox = bb;
-        Path amdTools = images.ensure("trixie", Arch.X86_64, RuntimeKind.DOCKER, false).toolsDisk();
-        Path bbAmd = TestImages.extractBusybox(amdTools, Files.createDirectories(work.resolve("busybox-amd64")));
+        Path bbAmd = TestImages.guestBusybox(Arch.X86_64, RuntimeKind.DOCKER, work.resolve("busybox-amd64"));
 
         Map<Platform, Path> both = new LinkedHashMap<>();
         both.put(Platform.ARM64, bb);

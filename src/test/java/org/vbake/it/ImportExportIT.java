@@ -20,16 +20,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.vbake.api.Arch;
-import org.vbake.api.EventListener;
 import org.vbake.api.RuntimeKind;
-import org.vbake.image.GuestImages;
 import org.vbake.instance.Trees;
 import org.vbake.it.InProcessCli.Result;
 import org.vbake.it.fixtures.LocalRegistry;
 import org.vbake.it.fixtures.Oracle;
 import org.vbake.it.fixtures.TestImages;
 import org.vbake.it.fixtures.TestImages.Platform;
-import org.vbake.process.CommonsExecRunner;
 
 /**
  * The core job, proven with independent checks: images we build ourselves (whiteout, opaque dir,
@@ -59,11 +56,9 @@ class ImportExportIT {
     @BeforeAll
     static void imagesAndRegistry() throws Exception {
         work = Files.createTempDirectory(Path.of("/tmp"), "vbake-ie-");
-        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
         Map<Platform, Path> byPlatform = new LinkedHashMap<>();
         for (Arch a : Arch.values()) {
-            Path tools = images.ensure("trixie", a, RuntimeKind.DOCKER, false).toolsDisk();
-            Path bb = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox-" + a.id())));
+            Path bb = TestImages.guestBusybox(a, RuntimeKind.DOCKER, work.resolve("busybox-" + a.id()));
             busybox.put(a, bb);
             byPlatform.put(platform(a), bb);
         }

@@ -20,12 +20,9 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.vbake.api.Arch;
-import org.vbake.api.EventListener;
 import org.vbake.api.RuntimeKind;
-import org.vbake.image.GuestImages;
 import org.vbake.instance.Trees;
 import org.vbake.it.fixtures.TestImages;
-import org.vbake.process.CommonsExecRunner;
 import org.vbake.storage.TreeNormalizer;
 
 /**
@@ -50,9 +47,7 @@ class VmemresIT {
     @BeforeAll
     static void images() throws Exception {
         work = Files.createTempDirectory(Path.of("/tmp"), "vbake-vmemres-");
-        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
-        Path tools = images.ensure("trixie", Arch.AARCH64, RuntimeKind.DOCKER, false).toolsDisk();
-        Path busybox = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox")));
+        Path busybox = TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox"));
         small = work.resolve("small.tar");
         smallImage = TestImages.single(TestImages.Platform.ARM64, busybox).writeOciArchive(small);
         big = work.resolve("big.tar");
@@ -251,9 +246,7 @@ class VmemresIT {
     @Test
     void podmanOnX86AnswersFromItsResidentGuestAsACold() throws Exception {
         Path state = work.resolve("vpdmn-x86_64");
-        GuestImages images = new GuestImages(GuestImages.defaultCacheDir(), new CommonsExecRunner(), EventListener.NONE);
-        Path tools = images.ensure("trixie", Arch.X86_64, RuntimeKind.PODMAN, false).toolsDisk();
-        Path busybox = TestImages.extractBusybox(tools, Files.createDirectories(work.resolve("busybox-x86_64")));
+        Path busybox = TestImages.guestBusybox(Arch.X86_64, RuntimeKind.PODMAN, work.resolve("busybox-x86_64"));
         Path archive = work.resolve("small-amd64.tar");
         String id = TestImages.single(TestImages.Platform.AMD64, busybox).writeOciArchive(archive)
                 .image(TestImages.Platform.AMD64).configDigest().substring("sha256:".length());
