@@ -91,7 +91,11 @@ final class DockerImagesTable {
         return out.toString();
     }
 
-    /** One row per repository:tag, then one per repository known only by digest, else one of none. */
+    /**
+     * One row per repository:tag, then one per repository known only by digest, else one of none.
+     * Repositories come in the engine's RepoTags order. docker's CLI walks a Go map at this point,
+     * so its order between two repositories of one image changes from call to call; ours does not.
+     */
     private static List<Row> rows(JsonNode images, Options options) {
         List<Row> rows = new ArrayList<>();
         for (JsonNode img : images) {

@@ -188,6 +188,15 @@ class VmemresIT {
         return HexFormat.of().formatHex(md.digest());
     }
 
+    /** The table's header line, then its rows sorted: same columns and widths, any row order. */
+    private static List<String> headerAndSortedRows(String table) {
+        List<String> lines = new ArrayList<>(table.lines().toList());
+        assertThat(lines).isNotEmpty();
+        List<String> rows = lines.subList(1, lines.size());
+        rows.sort(null);
+        return lines;
+    }
+
     @Test
     void lifecycleRestartsKeepImagesAndCleanDropsThem() throws Exception {
         Path state = newState("lifecycle");
@@ -209,8 +218,10 @@ class VmemresIT {
 
         // images is rendered on the host from the engine API: it must read exactly as docker's CLI.
         ok(vdkr(state, Map.of(), "tag", "local/small:1", "registry.example:5000/team/small:two"));
-        assertThat(ok(vdkr(state, Map.of(), "images")).out()).isEqualTo(ok(vdkr(state, Map.of(), "image", "ls")).out())
-                .contains("local/small", "registry.example:5000/team/small", smallId().substring(7, 19));
+        // Row order aside: docker's CLI orders the repositories of one image at random (Go map walk).
+        String fast = ok(vdkr(state, Map.of(), "images")).out();
+        assertThat(fast).contains("local/small", "registry.example:5000/team/small", smallId().substring(7, 19));
+        assertThat(headerAndSortedRows(fast)).isEqualTo(headerAndSortedRows(ok(vdkr(state, Map.of(), "image", "ls")).out()));
         assertThat(ok(vdkr(state, Map.of(), "images", "-q")).out())
                 .isEqualTo(ok(vdkr(state, Map.of(), "image", "ls", "-q")).out());
         ok(vdkr(state, Map.of(), "rmi", "registry.example:5000/team/small:two"));
