@@ -440,8 +440,8 @@ public final class AgentClient implements Closeable {
                 // No EXIT follows an error about a channel, so the command is over for us.
                 String message = Protocol.fromJson(frame, ErrorMessage.class).message();
                 commands.remove(frame.channel());
-                command.failed(new AgentProtocolException("agent rejected the command on channel "
-                        + Integer.toUnsignedString(frame.channel()) + ": " + message));
+                command.failed(new AgentProtocolException("the command on channel "
+                        + Integer.toUnsignedString(frame.channel()) + " failed: " + message));
             }
             default -> emit("ignored unexpected " + frame);
         }

@@ -77,6 +77,11 @@ final class ClientOutput {
         return queuedBytes;
     }
 
+    /** Everything offered so far is written (or dropped by close). */
+    synchronized boolean idle() {
+        return queue.isEmpty();
+    }
+
     /** Stops the writer; frames still queued are dropped. */
     synchronized void close() {
         closed = true;

@@ -62,6 +62,8 @@ public final class ResidentDaemon {
 
     private static final Duration TICK = Duration.ofMillis(200);
     private static final int SIGKILL = 9;
+    /** How long clients of a guest that died get to read the error that says why. */
+    private static final Duration CLIENTS_TOLD = Duration.ofSeconds(5);
 
     private final GuestOptions options;
     /** Output bytes a command may have in flight to its client (agent → daemon → client socket). */
@@ -81,6 +83,8 @@ public final class ResidentDaemon {
     private final AtomicReference<String> shutdownReason = new AtomicReference<>();
     private final AtomicReference<Connection> stopRequester = new AtomicReference<>();
     private volatile GuestSession session;
+    private final Object deathLock = new Object();
+    private String deathReason;
     private volatile ServerSocketChannel server;
     private DaemonRecord record;
 
@@ -158,7 +162,9 @@ public final class ResidentDaemon {
             }
             if (!session.isAlive()) {
                 outcome = DaemonRecord.DIED;
-                requestShutdown("QEMU exited unexpectedly (killed, or the guest crashed); see " + state.consoleLog());
+                String why = deathReason();
+                requestShutdown("QEMU exited unexpectedly (" + (why.isEmpty() ? "killed, or the guest crashed" : why)
+                        + "); see " + state.consoleLog());
                 break;
             }
             if (!idleTimeout.isZero() && gate.commands() == 0 && connections.isEmpty()
@@ -172,6 +178,7 @@ public final class ResidentDaemon {
         log("shutting down: " + reason);
         closeServer();
         if (outcome.equals(DaemonRecord.DIED)) {
+            awaitClientsTold(CLIENTS_TOLD);
             dropClients();
             closeSessionQuietly();
         } else {
@@ -248,6 +255,33 @@ public final class ResidentDaemon {
             session.close();
         } catch (InterruptedException | RuntimeException e) {
             log("cleanup after QEMU's exit: " + e);
+        }
+    }
+
+    /**
+     * Why the guest went away (QEMU's status, its last words, the console's cause), worked out
+     * once; "" when nothing is known. Waits a moment for a QEMU that has only dropped the link.
+     */
+    private String deathReason() {
+        synchronized (deathLock) {
+            if (deathReason == null) {
+                String why = session.postMortem();
+                deathReason = why == null ? "" : why;
+            }
+            return deathReason;
+        }
+    }
+
+    /** Until every client has had the last frame of each of its commands written (the error saying why). */
+    private void awaitClientsTold(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (connections.stream().anyMatch(c -> !c.told()) && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
         }
     }
 
@@ -449,7 +483,9 @@ public final class ResidentDaemon {
                 return false;
             }
             if (!session.isAlive() || !agent().isOpen()) {
-                sendError(0, "the resident guest has died (see " + state.consoleLog() + "); it is being cleaned up");
+                String why = deathReason();
+                sendError(0, "the resident guest has died" + (why.isEmpty() ? "" : " (" + why + ")") + "; see "
+                        + state.consoleLog() + "; it is being cleaned up");
                 return false;
             }
             Hello theirs = Protocol.fromJson(first, Hello.class);
@@ -467,7 +503,12 @@ public final class ResidentDaemon {
                 case STDIN, SIGNAL, RESIZE -> {
                     Integer agentChannel = channels.get(f.channel());
                     if (agentChannel != null) {
-                        agent().relay(f.type(), agentChannel, f.payload());
+                        try {
+                            agent().relay(f.type(), agentChannel, f.payload());
+                        } catch (IOException e) {
+                            // The agent link is gone, not this client's: the relay's lost() tells
+                            // it why. Ending the connection here would drop that message.
+                        }
                     }
                 }
                 case LOCK -> lock(Protocol.fromJson(f, LockRequest.class));
@@ -526,11 +567,16 @@ public final class ResidentDaemon {
 
                 @Override
                 public void lost(AgentProtocolException failure) {
+                    // Queued before the channel is let go, so awaitClientsTold() sees it pending.
+                    if (!closed) {   // closed: the daemon is stopping the guest itself, nobody to tell
+                        String why = deathReason();
+                        relayOut(new Frame(FrameType.ERROR, clientChannel, Protocol.toJson(new ErrorMessage(
+                                "the resident guest's agent link was lost: " + failure.getMessage()
+                                        + (why.isEmpty() ? "" : " (" + why + ")") + "; see " + state.consoleLog()))),
+                                null);
+                    }
                     channels.remove(clientChannel);
                     gate.exit(Connection.this);
-                    relayOut(new Frame(FrameType.ERROR, clientChannel,
-                            Protocol.toJson(new ErrorMessage("the resident guest's agent link was lost: "
-                                    + failure.getMessage() + "; see " + state.consoleLog()))), null);
                 }
             };
             try {
@@ -656,6 +702,11 @@ public final class ResidentDaemon {
             } catch (IOException e) {
                 close();
             }
+        }
+
+        /** Nothing of this client's commands left to write: they ended, or the client is gone. */
+        boolean told() {
+            return closed || (channels.isEmpty() && output.idle());
         }
 
         void close() {

@@ -50,6 +50,8 @@ public final class GuestSession implements AutoCloseable {
     public static final Set<String> SUITES = Set.of("trixie", "bookworm");
 
     private static final Duration POWEROFF_TIMEOUT = Duration.ofSeconds(40);
+    /** A guest that panics closes the agent link a moment before QEMU exits. */
+    private static final Duration LINK_TO_EXIT = Duration.ofSeconds(2);
     private static final Duration EXIT_GRACE = Duration.ofSeconds(10);
 
     private final GuestOptions options;
@@ -646,16 +648,27 @@ public final class GuestSession implements AutoCloseable {
         if (vm == null) {
             return new GuestException(message, state.consoleLog(), cause);   // the daemon reports its guest
         }
-        if (cause instanceof AgentProtocolException && vm.isAlive()) {
-            // A guest that panics closes the agent link a moment before QEMU exits.
+        String why = postMortem(console, cause instanceof AgentProtocolException ? LINK_TO_EXIT : Duration.ZERO);
+        return new GuestException(why == null ? message : message + " (" + why + ")", state.consoleLog(), cause);
+    }
+
+    /**
+     * Why this guest went away, in one line (QEMU's exit status, its last words, the console's
+     * cause), or null when nothing is known. For the daemon, whose guest drops the agent link.
+     */
+    public String postMortem() {
+        return vm == null ? null : postMortem(GuestPostMortem.readLines(state.consoleLog()), LINK_TO_EXIT);
+    }
+
+    private String postMortem(List<String> console, Duration awaitExit) {
+        if (vm.isAlive() && !awaitExit.isZero()) {
             try {
-                vm.awaitExit(Duration.ofSeconds(2));
+                vm.awaitExit(awaitExit);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
         }
-        String why = GuestPostMortem.explain(vm.exitStatus(), console, GuestPostMortem.readLines(vm.qemuLog()));
-        return new GuestException(why == null ? message : message + " (" + why + ")", state.consoleLog(), cause);
+        return GuestPostMortem.explain(vm.exitStatus(), console, GuestPostMortem.readLines(vm.qemuLog()));
     }
 
     private static void ensureStateDisk(StateDir state, GuestOptions options, ProcessRunner runner,
