@@ -272,6 +272,15 @@ public final class ResidentDaemon {
         }
     }
 
+    /** " (why)" when the guest is gone and the reason known, else "". */
+    private String because() {
+        if (session.isAlive() && session.agentClient().isOpen()) {
+            return "";
+        }
+        String why = deathReason();
+        return why.isEmpty() ? "" : " (" + why + ")";
+    }
+
     /** Until every client has had the last frame of each of its commands written (the error saying why). */
     private void awaitClientsTold(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
@@ -483,9 +492,8 @@ public final class ResidentDaemon {
                 return false;
             }
             if (!session.isAlive() || !agent().isOpen()) {
-                String why = deathReason();
-                sendError(0, "the resident guest has died" + (why.isEmpty() ? "" : " (" + why + ")") + "; see "
-                        + state.consoleLog() + "; it is being cleaned up");
+                sendError(0, "the resident guest has died" + because() + "; see " + state.consoleLog()
+                        + "; it is being cleaned up");
                 return false;
             }
             Hello theirs = Protocol.fromJson(first, Hello.class);
@@ -569,11 +577,9 @@ public final class ResidentDaemon {
                 public void lost(AgentProtocolException failure) {
                     // Queued before the channel is let go, so awaitClientsTold() sees it pending.
                     if (!closed) {   // closed: the daemon is stopping the guest itself, nobody to tell
-                        String why = deathReason();
                         relayOut(new Frame(FrameType.ERROR, clientChannel, Protocol.toJson(new ErrorMessage(
-                                "the resident guest's agent link was lost: " + failure.getMessage()
-                                        + (why.isEmpty() ? "" : " (" + why + ")") + "; see " + state.consoleLog()))),
-                                null);
+                                "the resident guest's agent link was lost: " + failure.getMessage() + because()
+                                        + "; see " + state.consoleLog()))), null);
                     }
                     channels.remove(clientChannel);
                     gate.exit(Connection.this);
@@ -589,7 +595,7 @@ public final class ResidentDaemon {
                 }
             } catch (IOException e) {
                 gate.exit(this);
-                sendError(clientChannel, "cannot start the command: " + e.getMessage());
+                sendError(clientChannel, "cannot start the command: " + e.getMessage() + because());
             }
         }
 
