@@ -30,6 +30,10 @@ final class VmemresCommand {
 
     private static final String USAGE = "usage: vmemres start | stop | restart [--clean] | status | list";
 
+    /** How {@code status} exits, for scripts that wait for a state. */
+    static final String STATUS_CODES = "status exits 0 running, 1 stopped (never started, stopped, failed or died), "
+            + "3 not answering, 4 starting, 5 stopping";
+
     private final ToolConfig config;
     private final GuestOptions options;
     private final Duration idleTimeout;
@@ -118,9 +122,10 @@ final class VmemresCommand {
     private int status(StateDir state) throws InterruptedException {
         ResidentClient.Status s = ResidentClient.status(state);
         print(s);
-        return s.running() ? ExitCodes.OK : ExitCodes.FAILURE;
+        return s.current().exitCode();
     }
 
+    /** What {@code status} prints: the state on the first line ({@code LABEL: STATE}), details below. */
     private void print(ResidentClient.Status s) {
         String label = label(s.state());
         if (s.running()) {
@@ -140,14 +145,23 @@ final class VmemresCommand {
             return;
         }
         DaemonRecord r = s.record();
+        if (s.current() != ResidentClient.State.STOPPED) {
+            out.println(label + ": " + s.current().label() + (s.note() != null ? " (" + s.note() + ")" : ""));
+            if (r != null) {
+                out.println("  pid:      " + r.pid() + " (daemon)" + (r.qemuPid() != null ? ", " + r.qemuPid()
+                        + " (qemu)" : ""));
+                out.println("  see " + r.log());
+            }
+            return;
+        }
         if (r == null) {
             out.println(label + ": stopped");
             return;
         }
         String when = r.endedMillis() != null ? " " + human((System.currentTimeMillis() - r.endedMillis()) / 1000)
                 + " ago" : "";
-        out.println(label + ": " + (s.note() != null ? r.state() + " (" + s.note() + ")"
-                : r.state().equals("died") ? "stopped (the last resident guest died)" : "stopped"));
+        out.println(label + ": stopped" + (r.state().equals("died") ? " (the last resident guest died)"
+                : r.state().equals("failed") ? " (the last resident guest failed to start)" : ""));
         if (r.state().equals("failed") || r.state().equals("died")) {
             out.println("  last run " + r.state() + when + ": " + r.message());
             out.println("  see " + r.log() + " and " + r.consoleLog());
@@ -187,7 +201,7 @@ final class VmemresCommand {
                 ResidentClient.Status st = ResidentClient.status(sd);
                 String instance = dash < 0 ? "default" : name.substring(dash + 1);
                 out.printf("%-10s %-8s %-8s %-9s %s%n", instance, arch.id(), suite.getFileName(),
-                        st.running() ? "running" : "stopped",
+                        st.current().label(),
                         st.running() ? "pid " + st.live().pid() + ", up "
                                 + human((System.currentTimeMillis() - st.live().startedMillis()) / 1000) : "");
                 shown++;

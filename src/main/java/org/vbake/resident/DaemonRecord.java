@@ -13,8 +13,9 @@ import java.nio.file.StandardCopyOption;
  * enough for {@code vmemres status} to tell running from stopped from died, and for the next
  * command to clean up after a daemon that can no longer say anything.
  *
- * @param state  {@code starting}, {@code running}, {@code stopped}, {@code failed} (boot failed) or
- *               {@code died} (QEMU exited on its own)
+ * @param state  {@code starting}, {@code running}, {@code stopping} (powering off, or cleaning up
+ *               after QEMU exited), {@code stopped}, {@code failed} (boot failed) or {@code died}
+ *               (QEMU exited on its own)
  * @param pid    the daemon JVM
  * @param qemuPid QEMU, once started
  * @param message why it stopped, failed or died
@@ -27,6 +28,7 @@ public record DaemonRecord(String state, long pid, Long qemuPid, long startedMil
 
     static final String STARTING = "starting";
     static final String RUNNING = "running";
+    static final String STOPPING = "stopping";
     static final String STOPPED = "stopped";
     static final String FAILED = "failed";
     static final String DIED = "died";
@@ -34,14 +36,15 @@ public record DaemonRecord(String state, long pid, Long qemuPid, long startedMil
     private static final ObjectMapper JSON = new ObjectMapper();
 
     DaemonRecord with(String newState, Long newQemuPid, String newMessage) {
-        Long ended = newState.equals(STARTING) || newState.equals(RUNNING) ? null : System.currentTimeMillis();
+        Long ended = newState.equals(STARTING) || newState.equals(RUNNING) || newState.equals(STOPPING) ? null
+                : System.currentTimeMillis();
         return new DaemonRecord(newState, pid, newQemuPid != null ? newQemuPid : qemuPid, startedMillis, ended,
                 newMessage, arch, runtime, driver, suite, memoryMb, cpus, log, consoleLog);
     }
 
     /** True while the record claims a live daemon (which may have been killed since). */
     boolean claimsAlive() {
-        return state.equals(STARTING) || state.equals(RUNNING);
+        return state.equals(STARTING) || state.equals(RUNNING) || state.equals(STOPPING);
     }
 
     /** Written beside and renamed, so a reader never sees half a record. */

@@ -45,10 +45,48 @@ public final class ResidentClient {
         }
     }
 
-    /** What {@code vmemres status} reports: the record, and live figures when the daemon answered. */
-    public record Status(StateDir state, DaemonRecord record, DaemonStatus live, String note) {
+    /**
+     * One state per moment, each with its exit code for {@code vmemres status}: a script polls
+     * until it sees the final state it waits for, never a mixture of two.
+     */
+    public enum State {
+        /** The daemon answers; commands go to its guest. */
+        RUNNING("running", 0),
+        /** No daemon: never started, stopped, its boot failed, or its guest died (the record says which). */
+        STOPPED("stopped", 1),
+        /** A daemon that is alive and claims to serve, but its socket does not answer. */
+        NOT_ANSWERING("not answering", 3),
+        /** The daemon is booting its guest. */
+        STARTING("starting", 4),
+        /** The daemon is powering its guest off, or cleaning up after a guest that died. */
+        STOPPING("stopping", 5);
+
+        private final String label;
+        private final int exitCode;
+
+        State(String label, int exitCode) {
+            this.label = label;
+            this.exitCode = exitCode;
+        }
+
+        public String label() {
+            return label;
+        }
+
+        public int exitCode() {
+            return exitCode;
+        }
+
+        /** True while a daemon process exists for the instance (anything but stopped). */
+        public boolean daemonAlive() {
+            return this != STOPPED;
+        }
+    }
+
+    /** What {@code vmemres status} reports: the state, the record, and live figures when the daemon answered. */
+    public record Status(StateDir state, State current, DaemonRecord record, DaemonStatus live, String note) {
         public boolean running() {
-            return live != null;
+            return current == State.RUNNING;
         }
     }
 
@@ -279,17 +317,34 @@ public final class ResidentClient {
         return String.format("stopped (%.1f s)", (System.nanoTime() - t0) / 1e9);
     }
 
+    /** How long {@link #status} retries a running daemon whose socket does not answer. */
+    private static final Duration ANSWER_WAIT = Duration.ofSeconds(3);
+
     /** The instance's status; never boots anything. */
     public static Status status(StateDir state) throws InterruptedException {
-        DaemonRecord r = DaemonRecord.read(state.daemonFile());
-        if (r == null) {
-            return new Status(state, null, null, null);
-        }
-        if (r.claimsAlive() && !daemonAlive(r)) {
-            cleanStale(state, r);
-            return new Status(state, DaemonRecord.read(state.daemonFile()), null, null);
-        }
-        if (r.state().equals(DaemonRecord.RUNNING)) {
+        long deadline = System.nanoTime() + ANSWER_WAIT.toNanos();
+        while (true) {
+            DaemonRecord r = DaemonRecord.read(state.daemonFile());
+            if (r == null) {
+                return new Status(state, State.STOPPED, null, null, null);
+            }
+            if (!r.claimsAlive()) {
+                return new Status(state, State.STOPPED, r, null, null);
+            }
+            if (!daemonAlive(r)) {
+                cleanStale(state, r);
+                return new Status(state, State.STOPPED, DaemonRecord.read(state.daemonFile()), null, null);
+            }
+            if (r.state().equals(DaemonRecord.STARTING)) {
+                return new Status(state, State.STARTING, r, null, "booting the guest");
+            }
+            if (r.state().equals(DaemonRecord.STOPPING)) {
+                return new Status(state, State.STOPPING, r, null, r.message());
+            }
+            // RUNNING, by the record.
+            if (qemuGone(r.qemuPid())) {
+                return qemuDied(state, r, r.qemuPid());
+            }
             Link link = tryConnect(state, r);
             if (link != null) {
                 try (link) {
@@ -297,25 +352,26 @@ public final class ResidentClient {
                     if (qemuGone(live.qemuPid())) {
                         return qemuDied(state, r, live.qemuPid());
                     }
-                    return new Status(state, r, live, null);
+                    return new Status(state, State.RUNNING, r, live, null);
                 } catch (IOException e) {
-                    return new Status(state, r, null, "the daemon did not answer: " + e.getMessage());
+                    // The daemon may have begun to stop between the record and the connection.
                 }
             }
+            if (System.nanoTime() > deadline) {
+                return new Status(state, State.NOT_ANSWERING, r, null, "the daemon (pid " + r.pid()
+                        + ") does not answer on " + state.daemonSocket());
+            }
+            Thread.sleep(100);
         }
-        if (r.claimsAlive() && qemuGone(r.qemuPid())) {
-            return qemuDied(state, r, r.qemuPid());
-        }
-        return new Status(state, r, null, r.claimsAlive() ? "starting or shutting down" : null);
     }
 
     private static boolean qemuGone(Long qemuPid) {
         return qemuPid != null && !ProcessHandle.of(qemuPid).map(ProcessHandle::isAlive).orElse(false);
     }
 
-    /** A daemon whose QEMU died has not recorded it yet (it does within a moment): say so already. */
+    /** A daemon whose QEMU died has not recorded it yet (it does within a moment): it is stopping. */
     private static Status qemuDied(StateDir state, DaemonRecord r, long qemuPid) {
-        return new Status(state, r.with(DaemonRecord.DIED, null, "QEMU (pid " + qemuPid
-                + ") is gone: killed, or the guest crashed"), null, "the daemon is cleaning up");
+        return new Status(state, State.STOPPING, r, null, "QEMU (pid " + qemuPid
+                + ") is gone, killed or crashed; the daemon is cleaning up");
     }
 }

@@ -176,6 +176,11 @@ public final class ResidentDaemon {
         }
         String reason = shutdownReason.get();
         log("shutting down: " + reason);
+        // Recorded before the socket goes, so that 'status' never sees a running record with
+        // no one answering.
+        record = record.with(DaemonRecord.STOPPING, null, outcome.equals(DaemonRecord.DIED)
+                ? "the guest died; cleaning up (" + reason + ")" : "powering off (" + reason + ")");
+        writeRecordQuietly();
         closeServer();
         if (outcome.equals(DaemonRecord.DIED)) {
             awaitClientsTold(CLIENTS_TOLD);

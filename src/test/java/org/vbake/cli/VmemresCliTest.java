@@ -72,6 +72,48 @@ class VmemresCliTest {
         assertThat(run.resolve("daemon.json")).content().contains("\"state\":\"died\"");
     }
 
+    /** A record that a live daemon wrote: this test JVM plays the daemon (a java process that is alive). */
+    private Path liveRecord(String state) throws Exception {
+        Path run = Files.createDirectories(home.resolve("s/trixie/run"));
+        Files.writeString(run.resolve("daemon.json"), "{\"state\":\"" + state + "\",\"pid\":"
+                + ProcessHandle.current().pid() + ",\"startedMillis\":1,\"arch\":\"aarch64\",\"runtime\":\"docker\","
+                + "\"suite\":\"trixie\",\"memoryMb\":0,\"cpus\":0,\"message\":\"powering off (idle for 12 s)\"}");
+        return run;
+    }
+
+    @Test
+    void aDaemonPoweringOffIsStoppingWithItsOwnExitCode() throws Exception {
+        liveRecord("stopping");
+
+        Result r = run("-a", "aarch64", "--state-dir", home.resolve("s").toString(), "vmemres", "status");
+
+        assertThat(r.code()).isEqualTo(5);
+        assertThat(r.out()).startsWith("vdkr aarch64 (" + home.resolve("s/trixie")
+                + "): stopping (powering off (idle for 12 s))\n");
+        assertThat(r.out()).doesNotContain("running");
+    }
+
+    @Test
+    void aRunningRecordWhoseSocketDoesNotAnswerIsNotReportedAsRunning() throws Exception {
+        // The moment the old status got wrong: the record said running, the socket was gone, and
+        // it printed "running" with the exit code of "stopped".
+        liveRecord("running");
+
+        Result r = run("-a", "aarch64", "--state-dir", home.resolve("s").toString(), "vmemres", "status");
+
+        assertThat(r.code()).isEqualTo(3);
+        assertThat(r.out()).startsWith("vdkr aarch64 (" + home.resolve("s/trixie") + "): not answering (the daemon (pid "
+                + ProcessHandle.current().pid() + ") does not answer on ");
+    }
+
+    @Test
+    void aBootingDaemonIsStarting() throws Exception {
+        liveRecord("starting");
+        Result r = run("-a", "aarch64", "--state-dir", home.resolve("s").toString(), "vmemres", "status");
+        assertThat(r.code()).isEqualTo(4);
+        assertThat(r.out()).contains("): starting (booting the guest)");
+    }
+
     @Test
     void stopWhenNothingRunsSaysSo() {
         Result r = run("-a", "aarch64", "--state-dir", home.resolve("s").toString(), "vmemres", "stop");
