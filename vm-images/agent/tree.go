@@ -41,12 +41,15 @@ func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 // exportTreeCommand is `vbake-agent export-tree`: 0 when the whole tar went to stdout, 1 on any
 // error (the host then discards the partial output), 2 on bad usage.
 func exportTreeCommand(args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: vbake-agent export-tree --root DIR [--exclude REL]... [--mtime-clamp EPOCH_SECONDS] [--stats]"
+	const usage = "usage: vbake-agent export-tree --root DIR [--exclude REL]... [--docker-containers DRIVER] " +
+		"[--mtime-clamp EPOCH_SECONDS] [--stats]"
 	flags := flag.NewFlagSet("export-tree", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	root := flags.String("root", "", "directory to export")
 	var excludes stringList
 	flags.Var(&excludes, "exclude", "path relative to --root to leave out with its subtree (repeatable)")
+	dockerContainers := flags.String("docker-containers", "",
+		"leave out docker's containers (configs, writable layers and their links) for this storage driver")
 	clamp := flags.Int64("mtime-clamp", -1, "write no mtime later than this (seconds since the epoch)")
 	stats := flags.Bool("stats", false, "print {\"entries\":N,\"files\":N,\"bytes\":N} on stderr at the end")
 	if err := flags.Parse(args); err != nil {
@@ -70,6 +73,19 @@ func exportTreeCommand(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		e.exclude[rel] = true
+	}
+	if *dockerContainers != "" {
+		paths, n, err := dockerContainerPaths(*root, *dockerContainers)
+		if err != nil {
+			fmt.Fprintf(stderr, "export-tree: cannot list docker's containers: %v\n", err)
+			return 1
+		}
+		for _, p := range paths {
+			e.exclude[p] = true
+		}
+		if n > 0 {
+			fmt.Fprintf(stderr, "export-tree: left out %d container(s)\n", n)
+		}
 	}
 	if err := e.export(*root, stdout); err != nil {
 		fmt.Fprintf(stderr, "export-tree: %v\n", err)

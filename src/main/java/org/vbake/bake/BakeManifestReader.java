@@ -335,8 +335,19 @@ public final class BakeManifestReader {
         parseRef(text, line, path);
     }
 
+    /**
+     * The source's path resolved against the manifest's directory. For images, the path may pick
+     * one image ({@code DIR@sha256:...}, {@code DIR:REFNAME}); the result then keeps the choice,
+     * for {@link org.vbake.image.LocalImageSource.Spec#parse} to split again.
+     */
     private Path existingPath(SourceKind kind, String text, int line, String path) throws BadInputException {
-        Path resolved = baseDir.resolve(text).normalize();
+        Path full = baseDir.resolve(text).normalize();
+        Path resolved = full;
+        if (!Files.exists(full) && kind != SourceKind.ROOTFS) {
+            org.vbake.image.LocalImageSource.Spec spec = org.vbake.image.LocalImageSource.Spec.parse(full.toString());
+            resolved = spec.path();
+            full = spec.select() == null ? resolved : full;
+        }
         if (!Files.exists(resolved)) {
             throw error(line, path, resolved + " does not exist");
         }
@@ -347,7 +358,7 @@ public final class BakeManifestReader {
         if (kind != SourceKind.OCI && kind != SourceKind.ROOTFS && !Files.isRegularFile(resolved)) {
             throw error(line, path, resolved + " is not a file (" + kind.key() + " is a tar)");
         }
-        return resolved;
+        return full;
     }
 
     /** {@code registry:5000/team/my_app:1} → {@code my_app}: the repository's last component. */
@@ -461,6 +472,13 @@ public final class BakeManifestReader {
     }
 
     private Node parse() throws BadInputException, IOException {
+        if (Files.isDirectory(file)) {
+            throw new BadInputException(file + ": is a directory, not a manifest file",
+                    "name the manifest inside it, e.g. " + file.resolve("images.yaml"));
+        }
+        if (!Files.exists(file)) {
+            throw new BadInputException(file + ": no such file");
+        }
         String fileName = file.getFileName() == null ? "" : file.getFileName().toString().toLowerCase(Locale.ROOT);
         JsonFactory factory;
         if (fileName.endsWith(".json")) {

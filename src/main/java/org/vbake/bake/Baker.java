@@ -56,7 +56,7 @@ public final class Baker {
     public record Result(Path outDir, List<Path> files, int loaded, int reused, Duration took) {
     }
 
-    /** The name of the listing; its presence marks a directory as a bake's output. */
+    /** The name of the listing. */
     public static final String LISTING = "listing.json";
 
     private final ProcessRunner runner;
@@ -73,22 +73,22 @@ public final class Baker {
     public Result bake(Options o) throws VbakeException, InterruptedException, IOException {
         long t0 = System.nanoTime();
         BakeManifest manifest = BakeManifestReader.read(o.manifest());
-        checkOutput(o.outDir());
+        BakeOutput.check(o.outDir());
         ContainerRuntime runtime = ContainerRuntime.of(manifest.runtime(), manifest.driver());
         long epoch = o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L;
         BlobCache cache = new BlobCache(o.cacheRoot());
 
         List<Planned> planned = resolve(manifest, o, cache, epoch);
 
-        Path parent = o.outDir().toAbsolutePath().getParent();
-        Path work = Files.createTempDirectory(parent, "." + o.outDir().getFileName() + ".partial-");
+        Path work = BakeOutput.newWorkDir(o.outDir());
         int loaded;
         try {
             Path rawTree = work.resolve(".raw-tree.tar");
             loaded = runGuest(manifest, runtime, planned, o, rawTree);
             List<Path> files = writeOutputs(manifest, runtime, planned, o, work, rawTree, epoch);
             Files.delete(rawTree);
-            replace(work, o.outDir());
+            BakeOutput.writeMarker(work, digests(work, files));
+            BakeOutput.replace(work, o.outDir());
             List<Path> finalFiles = new ArrayList<>();
             for (Path f : files) {
                 finalFiles.add(o.outDir().resolve(work.relativize(f)));
@@ -135,7 +135,9 @@ public final class Baker {
                         image = RootfsImage.build(entry.path(), manifest.arch(), entry.command(), Map.of(), epoch, cache);
                         break;
                     default:
-                        image = LocalImageSource.read(entry.path(), null, manifest.arch(), false, cache, events);
+                        LocalImageSource.Spec spec = LocalImageSource.Spec.parse(entry.path().toString());
+                        image = LocalImageSource.read(spec.path(), spec.select(), manifest.arch(), false, cache,
+                                events);
                         tags.addAll(image.tags());
                 }
                 if (entry.name() != null) {
@@ -163,7 +165,7 @@ public final class Baker {
         GuestOptions options = GuestOptions.defaults(manifest.arch(), manifest.runtime())
                 .withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
                 .withResources(o.memoryMb(), o.cpus());
-        ImageLoader loader = new ImageLoader(runtime, events);
+        ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
         if (o.fresh() && Files.exists(stateRoot)) {
             events.on(new Event.Progress("--fresh: removing the previous bake's store " + stateRoot));
             Trees.deleteTree(stateRoot);
@@ -206,8 +208,8 @@ public final class Baker {
                 try (StorageFile raw = StorageFile.create(rawTree, "bake")) {
                     // volumes/metadata.db is a bolt database whose bytes change on every open;
                     // dockerd recreates it, and a bake holds no volumes.
-                    session.exportStorage(raw.stream(), List.of("containers", "image/" + runtime.driver()
-                            + "/layerdb/mounts", "volumes/metadata.db"), o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L);
+                    session.exportStorage(raw.stream(), List.of("volumes/metadata.db"), false,
+                            o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L);
                     raw.commit();
                 }
                 saveRecord(stateRoot, all);
@@ -336,42 +338,18 @@ public final class Baker {
         return files;
     }
 
+    /** sha256 of each output file, by its path relative to {@code work}, for the marker. */
+    private static Map<String, String> digests(Path work, List<Path> files) throws IOException {
+        Map<String, String> d = new LinkedHashMap<>();
+        for (Path f : files) {
+            try (java.io.InputStream in = Files.newInputStream(f)) {
+                d.put(work.relativize(f).toString(), Digest.of(in).toString());
+            }
+        }
+        return d;
+    }
+
     private static List<String> dedupe(List<String> tags) {
         return new ArrayList<>(new java.util.LinkedHashSet<>(tags));
-    }
-
-    /** The output must be new, empty, or an earlier bake's output (which is replaced). */
-    private static void checkOutput(Path out) throws BadInputException, IOException {
-        Path parent = out.toAbsolutePath().getParent();
-        if (parent == null || !Files.isDirectory(parent)) {
-            throw new BadInputException("-o " + out + ": directory " + parent + " does not exist");
-        }
-        if (!Files.isWritable(parent)) {
-            throw new BadInputException("-o " + out + ": directory " + parent + " is not writable");
-        }
-        if (Files.exists(out)) {
-            if (!Files.isDirectory(out)) {
-                throw new BadInputException("-o " + out + ": exists and is not a directory");
-            }
-            try (var s = Files.list(out)) {
-                if (s.findAny().isPresent() && !Files.exists(out.resolve(LISTING))) {
-                    throw new BadInputException("-o " + out + ": exists, is not empty and is not an earlier bake's output",
-                            "choose a new directory");
-                }
-            }
-        }
-    }
-
-    /** Puts the finished directory in place of {@code out}, so readers see the old or the new, never half. */
-    private static void replace(Path work, Path out) throws IOException {
-        Path old = null;
-        if (Files.exists(out)) {
-            old = out.resolveSibling("." + out.getFileName() + ".old-" + ProcessHandle.current().pid());
-            Files.move(out, old);
-        }
-        Files.move(work, out);
-        if (old != null) {
-            Trees.deleteTree(old);
-        }
     }
 }

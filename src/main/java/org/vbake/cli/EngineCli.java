@@ -25,6 +25,7 @@ import org.vbake.session.StorageExporter;
 import org.vbake.session.StorageTrees;
 import org.vbake.storage.InputDisk;
 import org.vbake.storage.StorageFile;
+import org.vbake.instance.Scratch;
 import org.vbake.instance.Trees;
 import org.vbake.process.CommonsExecRunner;
 import org.vbake.session.GuestOptions;
@@ -328,8 +329,12 @@ final class EngineCli {
             throw new BadInputException("--storage " + args.storage + ": an .ext4 partition image needs a guest booted "
                     + "for it", "use .tar/.tar.gz/.tar.zst, or '" + config.prog() + " vmemres stop' first");
         }
-        if (args.storage != null && !partition) {
-            StorageFile.check(args.storage, "--storage");
+        if (args.storage != null) {
+            if (partition) {
+                StorageFile.checkDirectory(args.storage, "--storage");
+            } else {
+                StorageFile.check(args.storage, "--storage");
+            }
         }
         if (args.inputStorage != null && !Files.isRegularFile(args.inputStorage)) {
             throw new BadInputException("--input-storage " + args.inputStorage + ": no such file");
@@ -340,6 +345,9 @@ final class EngineCli {
         RunArgs runArgs = List.of("run", "exec", "create").contains(words.get(0))
                 ? RunArgs.parse(words.subList(1, words.size())) : null;
         List<PublishedPorts.Port> ports = runArgs != null ? PublishedPorts.parse(runArgs) : List.of();
+        if (runArgs != null) {
+            HostVolumes.check(runArgs);
+        }
         if (!ports.isEmpty()) {
             if (!attached) {
                 throw new BadInputException("publishing ports (-p) needs a resident guest",
@@ -358,12 +366,24 @@ final class EngineCli {
         String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/"
                 + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime());
         List<String> command = words;
-        try (InputDisk disk = attached ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
+        Scratch.Swept swept = InputDisk.sweep(cacheRoot.resolve("tmp"));
+        if (swept.describe(cacheRoot.resolve("tmp")) != null) {
+            events.on(new Event.Debug(swept.describe(cacheRoot.resolve("tmp"))));
+        }
+        // Opened before the boot: a target that cannot be written is known before any work.
+        try (StorageFile storageOut = args.storage != null && !partition
+                ? StorageFile.create(args.storage, "--storage") : null;
+                InputDisk disk = attached ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
                 : InputDisk.create(cacheRoot.resolve("tmp"))) {
             HostCommands.Plan plan = shell ? shellPlan(tty) : host.plan(command, disk);
             if (partition) {
                 StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
-                outputDisk = PartitionExporter.prepare(args.storage, sd.stateDisk(), runner);
+                try {
+                    outputDisk = PartitionExporter.prepare(args.storage, sd.stateDisk(), runner);
+                } catch (java.nio.file.FileSystemException e) {
+                    throw new BadInputException("--storage " + args.storage + ": cannot create a file in "
+                            + args.storage.toAbsolutePath().getParent() + " (" + StorageFile.reason(e) + ")");
+                }
                 options = options.withOutputDisk(outputDisk);
             }
             if (args.inputStorage != null) {
@@ -445,7 +465,7 @@ final class EngineCli {
                     } else {
                         // On a resident guest, other clients' commands wait while the tree is read.
                         try (AutoCloseable alone = session.exclusive()) {
-                            new StorageExporter(events).export(session, args.storage, args.storageContainers,
+                            new StorageExporter(events).export(session, storageOut, args.storageContainers,
                                     sourceDateEpoch());
                         } catch (VbakeException | InterruptedException | RuntimeException e) {
                             throw e;
@@ -457,6 +477,12 @@ final class EngineCli {
                 }
                 return code;
             }
+        } catch (VbakeException e) {
+            if (interrupts.get() > 0 && e.exitCode() != ExitCodes.INTERRUPTED) {
+                // What failed was stopped by the user's Ctrl-C (a guest command got SIGINT).
+                throw new VbakeException(ExitCodes.INTERRUPTED, "interrupted: " + e.getMessage(), null, e);
+            }
+            throw e;
         } catch (IOException e) {
             throw new VbakeException(ExitCodes.FAILURE, "I/O error: " + e.getMessage(), null, e);
         } finally {
@@ -561,8 +587,9 @@ final class EngineCli {
             throw new BadInputException("'clean' takes no arguments, got: " + String.join(" ", rest));
         }
         StateDir any = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
-        if (ResidentClient.status(any).running()) {
-            throw new BadInputException("a resident guest is running on " + any.dir(),
+        ResidentClient.State st = ResidentClient.status(any).current();
+        if (st.daemonAlive()) {
+            throw new BadInputException("a resident guest is " + st.label() + " on " + any.dir(),
                     "stop it first: " + config.prog() + " vmemres stop");
         }
         Path root = any.root();
@@ -602,7 +629,8 @@ final class EngineCli {
                 + "Without a resident guest each command boots the guest, runs, and powers it off. With one "
                 + "('vmemres start') commands go to it and answer in well under a second.%n"
                 + "vbake's own words: vmemres start|stop|restart [--clean]|status|list, vrun (run with the "
-                + "entrypoint cleared), vshell (a shell in the guest), vimport (OCI dir or archive), clean.";
+                + "entrypoint cleared), vshell (a shell in the guest), vimport (OCI dir or archive), clean.%n"
+                + "'vmemres " + VmemresCommand.STATUS_CODES + ".";
     }
 
     private String examples() {

@@ -133,6 +133,10 @@ final class HostCommands {
         return status.code();
     }
 
+    private ImageLoader loader() throws BadInputException, IOException {
+        return new ImageLoader(runtime, events, ImageLoader.rules(runtime, settings.cacheRoot(), settings.env()));
+    }
+
     private BlobCache cache() {
         return new BlobCache(settings.cacheRoot());
     }
@@ -155,7 +159,7 @@ final class HostCommands {
         }
         RegistryClient client = new RegistryClient(settings.insecureRegistries(),
                 RegistryAuth.load(settings.authFile(), settings.env(), events), events);
-        ImageLoader loader = new ImageLoader(runtime, events);
+        ImageLoader loader = loader();
         List<ImageLoader.Staged> staged = new ArrayList<>();
         int n = 0;
         for (String r : refs) {
@@ -215,8 +219,9 @@ final class HostCommands {
             // From stdin, as the engine itself reads it.
             return passthrough(prepend("load", args));
         }
-        ResolvedImage image = LocalImageSource.read(input, null, options.arch(), settings.allowArchMismatch(),
-                cache(), events);
+        LocalImageSource.Spec spec = LocalImageSource.Spec.parse(input.toString());
+        ResolvedImage image = LocalImageSource.read(spec.path(), spec.select(), options.arch(),
+                settings.allowArchMismatch(), cache(), events);
         List<String> tags = new ArrayList<>();
         for (String t : image.tags()) {
             tags.add(ImageLoader.fullTag(t));
@@ -229,15 +234,20 @@ final class HostCommands {
             throw new BadInputException("vimport: usage: vimport PATH [NAME[:TAG]]",
                     "PATH is an OCI layout directory, an oci-archive, a docker-archive, or a rootfs directory/tarball");
         }
-        Path path = Path.of(args.get(0));
+        LocalImageSource.Spec spec = LocalImageSource.Spec.parse(args.get(0));
+        Path path = spec.path();
         String name = args.size() > 1 ? args.get(1) : null;
         LocalImageSource.Kind kind = LocalImageSource.detect(path);
         if (kind == LocalImageSource.Kind.ROOTFS_DIR || kind == LocalImageSource.Kind.ROOTFS_TAR) {
+            if (spec.select() != null) {
+                throw new BadInputException("vimport: " + path + " is a " + kind.label() + ", not an image layout or "
+                        + "archive: there is no image '" + spec.select() + "' to pick in it");
+            }
             List<String> importArgs = new ArrayList<>(List.of("import"));
             return rootfsPlan(path, name, importArgs, disk);
         }
-        ResolvedImage image = LocalImageSource.read(path, null, options.arch(), settings.allowArchMismatch(), cache(),
-                events);
+        ResolvedImage image = LocalImageSource.read(path, spec.select(), options.arch(), settings.allowArchMismatch(),
+                cache(), events);
         List<String> tags = new ArrayList<>();
         if (name != null) {
             tags.add(ImageLoader.fullTag(name));
@@ -251,7 +261,7 @@ final class HostCommands {
 
     private Plan imagePlan(ResolvedImage image, List<String> tags, InputDisk disk, boolean quiet)
             throws IOException, VbakeException {
-        ImageLoader loader = new ImageLoader(runtime, events);
+        ImageLoader loader = loader();
         ImageLoader.Staged s = loader.stage(image, tags, null, disk, "image");
         return session -> {
             loader.load(session, s);

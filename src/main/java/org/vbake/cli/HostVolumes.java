@@ -43,6 +43,25 @@ final class HostVolumes {
         this.prog = prog;
     }
 
+    /**
+     * Before any boot: each host side must be a directory, or not exist yet (it is made, as the
+     * engine makes a missing bind source).
+     */
+    static void check(RunArgs runArgs) throws BadInputException {
+        for (RunArgs.HostVolume v : runArgs.volumes()) {
+            Path host = v.host();
+            if (Files.exists(host) && !Files.isDirectory(host)) {
+                throw new BadInputException("-v " + host + ": is not a directory; only directories can be shared "
+                        + "with the guest (they are copied in and back)");
+            }
+            try {
+                Files.createDirectories(host);
+            } catch (IOException e) {
+                throw new BadInputException("-v " + host + ": cannot create the directory (" + e.getMessage() + ")");
+            }
+        }
+    }
+
     /** True when the copies must stay in the guest (a detached container uses them). */
     boolean keepInGuest() {
         return runArgs.detach();
@@ -54,15 +73,6 @@ final class HostVolumes {
         int n = 0;
         for (RunArgs.HostVolume v : runArgs.volumes()) {
             Path host = v.host();
-            if (Files.exists(host) && !Files.isDirectory(host)) {
-                throw new BadInputException("-v " + host + ": only directories can be shared with the guest "
-                        + "(they are copied in and back)");
-            }
-            try {
-                Files.createDirectories(host);   // as the engine does for a missing bind source
-            } catch (IOException e) {
-                throw new BadInputException("-v " + host + ": " + e.getMessage());
-            }
             String guest = guestRoot + "/" + n++;
             long t0 = System.nanoTime();
             session.copyIn(guest, out -> HostTrees.writeTar(host, out));

@@ -10,6 +10,7 @@ import java.nio.file.StandardCopyOption;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import org.vbake.api.BadInputException;
+import org.vbake.instance.Scratch;
 
 /**
  * Content-addressed blob store on the host ({@code <cache>/blobs/sha256/<hex>}), shared by every
@@ -18,7 +19,11 @@ import org.vbake.api.BadInputException;
  */
 public final class BlobCache {
 
+    private static final String TEMP_PREFIX = ".incoming-";
+    private static final String TEMP_SUFFIX = ".part";
+
     private final Path dir;
+    private boolean swept;
 
     public BlobCache(Path cacheRoot) {
         this.dir = cacheRoot.resolve("blobs").resolve("sha256");
@@ -27,6 +32,19 @@ public final class BlobCache {
     /** The directory blobs live in (created on demand); temporary files for large blobs go here too. */
     public Path directory() throws IOException {
         return Files.createDirectories(dir);
+    }
+
+    /**
+     * A new private file in the cache directory for a blob on its way in. The first one a
+     * process makes also removes those that killed commands left behind.
+     */
+    public Path newTempFile() throws IOException {
+        Files.createDirectories(dir);
+        if (!swept) {
+            swept = true;
+            Scratch.sweep(dir, TEMP_PREFIX, TEMP_SUFFIX);
+        }
+        return Scratch.newFile(dir, TEMP_PREFIX, TEMP_SUFFIX);
     }
 
     public Path path(Digest d) {
@@ -51,8 +69,7 @@ public final class BlobCache {
             verify(expected, expectedSize, in, what);
             return target;
         }
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, expected.hex().substring(0, 12) + ".", ".part");
+        Path tmp = newTempFile();
         try {
             MessageDigest md = Digest.sha256();
             long n;

@@ -133,6 +133,17 @@ final class DockerArchiveReader {
             List<String> tags = rawTags(e);
             available.add(tags.isEmpty() ? "untagged " + ImageJson.text(e, "Config") : String.join(" ", tags));
         }
+        if (selectName != null && selectName.matches("sha256:[0-9a-f]{64}")) {
+            // By image ID: the config's digest, which docker and podman name their configs by.
+            for (JsonNode e : manifest) {
+                Matcher m = NAMED_BY_DIGEST.matcher(TarImageFiles.normalize(String.valueOf(ImageJson.text(e, "Config"))));
+                if (m.matches() && selectName.substring(7).equals(m.group(1) != null ? m.group(1) : m.group(2))) {
+                    return e;
+                }
+            }
+            throw new BadInputException(source + " has no image with ID " + selectName + " (it has: "
+                    + String.join(", ", available) + ")");
+        }
         if (selectName != null) {
             for (JsonNode e : manifest) {
                 for (String tag : rawTags(e)) {
@@ -191,8 +202,7 @@ final class DockerArchiveReader {
             cache.put(diffId, size, in, what);
             return new StoredLayer(diffId, size, compression);
         }
-        Path tmp = Files.createTempFile(Files.createDirectories(cache.path(diffId).getParent()),
-                "docker-archive-layer.", ".part");
+        Path tmp = cache.newTempFile();
         try {
             MessageDigest md = Digest.sha256();
             long size;

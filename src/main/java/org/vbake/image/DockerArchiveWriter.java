@@ -40,6 +40,15 @@ public final class DockerArchiveWriter {
      *                           then incomplete and must be discarded
      */
     public static void write(ResolvedImage img, OutputStream out) throws IOException, BadInputException {
+        write(img, out, java.util.Map.of());
+    }
+
+    /**
+     * As {@link #write(ResolvedImage, OutputStream)}, for layers already checked by {@link LayerScan}:
+     * {@code sizes} gives their uncompressed size by diff_id, which saves the first pass.
+     */
+    public static void write(ResolvedImage img, OutputStream out, java.util.Map<Digest, Long> sizes)
+            throws IOException, BadInputException {
         TarArchiveOutputStream tar = new TarArchiveOutputStream(out);
         tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
         tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
@@ -53,7 +62,7 @@ public final class DockerArchiveWriter {
             String dir = layer.diffId().hex();
             layerNames.add(dir + "/layer.tar");
             if (written.add(layer.diffId())) {
-                writeLayer(tar, dir, layer, img.source());
+                writeLayer(tar, dir, layer, img.source(), sizes.get(layer.diffId()));
             }
         }
 
@@ -92,13 +101,15 @@ public final class DockerArchiveWriter {
         return List.copyOf(result);
     }
 
-    private static void writeLayer(TarArchiveOutputStream tar, String dir, ResolvedImage.Layer layer, String source)
-            throws IOException, BadInputException {
+    private static void writeLayer(TarArchiveOutputStream tar, String dir, ResolvedImage.Layer layer, String source,
+            Long knownSize) throws IOException, BadInputException {
         String what = source + ": layer " + layer.digest();
         Path blob = layer.blob();
         Compression compression = Compression.of(blob);
         long size;
-        if (compression == Compression.NONE) {
+        if (knownSize != null) {
+            size = knownSize;
+        } else if (compression == Compression.NONE) {
             size = Files.size(blob);
         } else {
             MessageDigest md = Digest.sha256();

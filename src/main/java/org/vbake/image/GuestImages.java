@@ -28,6 +28,7 @@ import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.GuestException;
 import org.vbake.api.RuntimeKind;
+import org.vbake.instance.Scratch;
 import org.vbake.instance.Trees;
 import org.vbake.process.ProcessRunner;
 
@@ -115,7 +116,8 @@ public final class GuestImages {
                 + " guest image from Debian packages (first use; takes a minute or two)"));
         Files.createDirectories(image.dir());
         Files.deleteIfExists(image.dir().resolve("key"));
-        Path recipeDir = Files.createTempDirectory(cacheDir, "recipe-");
+        Scratch.sweep(cacheDir, "recipe-", "");
+        Path recipeDir = Scratch.newPrivateDirectory(cacheDir, "recipe-");
         long started = System.nanoTime();
         try (PrintWriter log = new PrintWriter(Files.newBufferedWriter(image.buildLog(), StandardCharsets.UTF_8))) {
             for (Map.Entry<String, byte[]> e : recipe.entrySet()) {

@@ -50,6 +50,32 @@ public final class LocalImageSource {
     }
 
     /**
+     * A local image as a user names it: a path, or a path with the image in it picked by digest
+     * ({@code DIR@sha256:<hex>}: an entry of index.json) or by name ({@code DIR:REFNAME}, or
+     * {@code ARCHIVE:name:tag}). A path that exists as written is always just a path.
+     *
+     * @param select a digest ({@code sha256:...}), a name, or null
+     */
+    public record Spec(Path path, String select) {
+        public static Spec parse(String text) {
+            Path whole = Path.of(text);
+            if (Files.exists(whole)) {
+                return new Spec(whole, null);
+            }
+            int at = text.lastIndexOf("@sha256:");
+            if (at > 0 && Files.exists(Path.of(text.substring(0, at)))) {
+                return new Spec(Path.of(text.substring(0, at)), text.substring(at + 1));
+            }
+            for (int colon = text.indexOf(':'); colon > 0; colon = text.indexOf(':', colon + 1)) {
+                if (colon + 1 < text.length() && Files.exists(Path.of(text.substring(0, colon)))) {
+                    return new Spec(Path.of(text.substring(0, colon)), text.substring(colon + 1));
+                }
+            }
+            return new Spec(whole, null);
+        }
+    }
+
+    /**
      * Classifies {@code path} by content, not by name. Image archives are listed to the end (they
      * are read whole anyway); a rootfs tarball is recognised at its first entry.
      */
@@ -62,6 +88,8 @@ public final class LocalImageSource {
             if (Files.size(path) == 0) {
                 return Kind.ROOTFS_TAR;
             }
+            // To the end: what decides is manifest.json (or oci-layout and index.json) wherever it
+            // sits in the archive, whatever the other names are.
             TarImageFiles tar = Compression.of(path) == Compression.NONE
                     ? TarImageFiles.listHeaders(path, path.toString())
                     : null;
@@ -69,7 +97,7 @@ public final class LocalImageSource {
                 // Compressed, or not conclusive (no marker of an image archive, but no name of a
                 // root filesystem either: maybe cut off): read front to back, which sees the
                 // entries before a break.
-                tar = TarImageFiles.scan(path, path.toString(), false, true);
+                tar = TarImageFiles.scan(path, path.toString(), false, false);
             }
             return kindOf(tar);
         } catch (AccessDeniedException e) {
@@ -106,7 +134,7 @@ public final class LocalImageSource {
                 if (Files.size(path) == 0) {
                     throw new BadInputException(path + ": empty file, not an image archive");
                 }
-                TarImageFiles tar = TarImageFiles.scan(path, path.toString(), true, true);
+                TarImageFiles tar = TarImageFiles.scan(path, path.toString(), true, false);
                 kind = kindOf(tar);
                 String source = kind.label() + " " + path;
                 if (tar.isEmpty() && tar.problem() != null) {
@@ -153,16 +181,13 @@ public final class LocalImageSource {
     }
 
     private static Kind kindOf(TarImageFiles tar) {
-        if (tar.foreign()) {
-            return Kind.ROOTFS_TAR;
-        }
         if (tar.has("manifest.json")) {
             return Kind.DOCKER_ARCHIVE;
         }
-        if (tar.has("oci-layout")) {
+        if (tar.has("oci-layout") || tar.has("index.json") && tar.hasNameStartingWith("blobs/")) {
             return Kind.OCI_ARCHIVE;
         }
-        if (tar.problem() != null && !tar.isEmpty()) {
+        if (tar.problem() != null && !tar.isEmpty() && !tar.foreign()) {
             // Cut off before its index: every name so far was an image archive's.
             return tar.hasNameStartingWith("blobs/") ? Kind.OCI_ARCHIVE : Kind.DOCKER_ARCHIVE;
         }

@@ -131,7 +131,12 @@ final class OciImageReader {
                 ImageJson.text(config, "architecture"), variant != null ? variant : variantFromIndex, layers);
     }
 
-    /** The entry of index.json to use: by ref name when asked, else the only image, else by platform. */
+    /**
+     * The entry of index.json to use: by digest ({@code sha256:...}) or ref name when asked; else
+     * the only image; else, when the entries are the platforms of one image (one name or none, each
+     * with a platform, as in the image-layout spec's own example), the one for the target arch.
+     * Entries that differ in name, or lack a platform, are different images: one must be named.
+     */
     private Descriptor chooseImage(JsonNode index, String selectName) throws BadInputException {
         JsonNode manifests = index.get("manifests");
         if (manifests == null || !manifests.isArray()) {
@@ -146,12 +151,14 @@ final class OciImageReader {
         if (candidates.isEmpty()) {
             throw new BadInputException(source + ": index.json lists no images");
         }
-        Set<String> names = new LinkedHashSet<>();
-        for (JsonNode d : candidates) {
-            names.add(displayName(d));
-        }
         List<JsonNode> chosen = candidates;
-        if (selectName != null) {
+        if (selectName != null && selectName.matches("sha256:[0-9a-f]{64}")) {
+            chosen = candidates.stream().filter(d -> selectName.equals(ImageJson.text(d, "digest"))).toList();
+            if (chosen.isEmpty()) {
+                throw new BadInputException(source + " has no index.json entry " + selectName + " (it has: "
+                        + String.join(", ", entryList(candidates)) + ")");
+            }
+        } else if (selectName != null) {
             chosen = new ArrayList<>();
             for (JsonNode d : candidates) {
                 if (nameMatches(d, selectName)) {
@@ -159,43 +166,68 @@ final class OciImageReader {
                 }
             }
             boolean anyNamed = candidates.stream().anyMatch(d -> refName(d) != null);
-            if (chosen.isEmpty() && (anyNamed || candidates.size() > 1)) {
+            if (chosen.isEmpty() && (anyNamed || !onePlatformSet(candidates))) {
                 throw new BadInputException(source + " has no image named '" + selectName + "' (it has: "
-                        + String.join(", ", names) + ")");
+                        + String.join(", ", entryList(candidates)) + ")");
             }
             if (chosen.isEmpty()) {
                 chosen = candidates;
             }
-        } else if (names.size() > 1) {
-            throw new BadInputException(source + " holds several images (" + String.join(", ", names)
-                    + "); name the one to use", null);
         }
         if (chosen.size() == 1) {
             return Descriptor.of(chosen.get(0), source + ": index.json entry");
         }
-        // Several entries for one name: the platforms of one image listed in index.json itself.
+        Set<String> names = new LinkedHashSet<>();
         for (JsonNode d : chosen) {
-            if (!d.has("platform")) {
-                throw new BadInputException(source + " holds several images named '" + displayName(d)
-                        + "' that differ in something other than platform");
-            }
+            names.add(nameOf(d));
         }
+        if (names.size() > 1) {
+            throw new BadInputException(source + " holds several images (" + String.join(", ", entryList(chosen))
+                    + "); name the one to use", "PATH:NAME, or PATH@sha256:DIGEST for an unnamed one");
+        }
+        if (!onePlatformSet(chosen)) {
+            throw new BadInputException(source + " holds several images" + (names.contains(null) ? ""
+                    : " named '" + names.iterator().next() + "'") + " that differ in something other than platform ("
+                    + String.join(", ", entryList(chosen)) + ")", "pick one with PATH@sha256:DIGEST");
+        }
+        // The platforms of one image, listed in index.json itself.
         ArrayNode list = ImageJson.MAPPER.createArrayNode().addAll(chosen);
         ObjectNode pseudoIndex = ImageJson.MAPPER.createObjectNode();
         pseudoIndex.set("manifests", list);
         return Descriptor.of(Platforms.select(pseudoIndex, arch, source), source + ": index.json entry");
     }
 
-    private static String refName(JsonNode descriptor) {
-        return ImageJson.text(descriptor.path("annotations"), REF_NAME);
+    /** True when every entry has a platform and no two have the same one: the platforms of one image. */
+    private static boolean onePlatformSet(List<JsonNode> entries) {
+        Set<String> platforms = new LinkedHashSet<>();
+        for (JsonNode d : entries) {
+            if (!d.path("platform").isObject() || !platforms.add(Platforms.platformOf(d.path("platform")))) {
+                return false;
+            }
+        }
+        return true;
     }
 
-    private static String displayName(JsonNode descriptor) {
+    /** An entry's name (containerd's full name, else the ref name), or null. */
+    private static String nameOf(JsonNode descriptor) {
         String name = ImageJson.text(descriptor.path("annotations"), CONTAINERD_NAME);
-        if (name == null) {
-            name = refName(descriptor);
+        return name != null ? name : refName(descriptor);
+    }
+
+    /** For messages: each entry as its name or digest, with its platform when it has one. */
+    private static List<String> entryList(List<JsonNode> entries) {
+        List<String> out = new ArrayList<>();
+        for (JsonNode d : entries) {
+            String name = nameOf(d);
+            String label = name != null ? name : "unnamed " + ImageJson.text(d, "digest");
+            out.add(d.path("platform").isObject() ? label + " [" + Platforms.platformOf(d.path("platform")) + "]"
+                    : label);
         }
-        return name != null ? name : "unnamed " + ImageJson.text(descriptor, "digest");
+        return out;
+    }
+
+    private static String refName(JsonNode descriptor) {
+        return ImageJson.text(descriptor.path("annotations"), REF_NAME);
     }
 
     private static boolean nameMatches(JsonNode descriptor, String selectName) {

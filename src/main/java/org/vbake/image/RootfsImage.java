@@ -36,7 +36,7 @@ public final class RootfsImage {
     public static ResolvedImage build(Path rootfs, Arch arch, List<String> cmd, Map<String, String> env, Long epoch,
             BlobCache cache) throws IOException, BadInputException {
         long when = epoch != null ? epoch : 0;
-        Path tmp = Files.createTempFile(cache.directory(), "rootfs-", ".tar");
+        Path tmp = cache.newTempFile();
         try {
             MessageDigest md = Digest.sha256();
             long size;

@@ -121,7 +121,7 @@ final class TarImageFiles implements ImageFiles {
         TarImageFiles t = new TarImageFiles(file, source);
         try (TarFile tar = new TarFile(file)) {
             for (TarArchiveEntry e : tar.getEntries()) {
-                if (!t.add(e, true)) {
+                if (!t.add(e, false)) {
                     break;
                 }
             }
@@ -143,9 +143,11 @@ final class TarImageFiles implements ImageFiles {
         if (name.isEmpty()) {
             return true;
         }
-        if (stopAtForeignName && !hasImageMarker() && !IMAGE_ARCHIVE_NAME.matcher(name).matches()) {
+        if (!IMAGE_ARCHIVE_NAME.matcher(name).matches()) {
             foreign = true;
-            return false;
+            if (stopAtForeignName && !hasImageMarker()) {
+                return false;
+            }
         }
         entries.put(name, entryOf(e));
         kept.remove(name); // a later entry of the same name replaces the earlier one
@@ -157,7 +159,10 @@ final class TarImageFiles implements ImageFiles {
         return problem;
     }
 
-    /** The scan stopped at a name that belongs to a root filesystem, not to an image archive. */
+    /**
+     * A name was seen that {@code docker save} and OCI layouts do not write. Other writers (jib,
+     * go-containerregistry) use such names too, so this alone does not make a rootfs.
+     */
     boolean foreign() {
         return foreign;
     }

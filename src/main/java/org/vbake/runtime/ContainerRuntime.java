@@ -51,6 +51,28 @@ public interface ContainerRuntime {
     List<String> exportExcludes();
 
     /**
+     * True when the driver unpacks each layer into an empty directory of its own (overlay), so a
+     * hardlink in a layer can only name a file of the same layer; vfs starts from a copy of the
+     * layers below.
+     */
+    default boolean layersUnpackedAlone() {
+        return !driver().equals("vfs");
+    }
+
+    /** The most layers an image may have in this engine. */
+    default int maxLayers() {
+        return Integer.MAX_VALUE;
+    }
+
+    /**
+     * Options for the agent's {@code export-tree} beyond the excludes: how to leave the engine's
+     * containers out of an export unless {@code withContainers}.
+     */
+    default List<String> exportOptions(boolean withContainers) {
+        return List.of();
+    }
+
+    /**
      * The engine configuration a target needs to open an exported tree with the driver it was
      * made with (podman's storage.conf), or null when the engine needs none (docker).
      */

@@ -62,6 +62,20 @@ final class DockerRuntime implements ContainerRuntime {
         return List.of("DOCKER_HOST=unix://" + SOCKET);
     }
 
+    /** moby's layer store refuses deeper chains (layer/layer_store.go, maxLayerDepth), after the work. */
+    static final int MAX_LAYERS = 125;
+
+    @Override
+    public int maxLayers() {
+        return MAX_LAYERS;
+    }
+
+    @Override
+    public List<String> exportOptions(boolean withContainers) {
+        // The agent reads which layers belong to containers from layerdb/mounts itself.
+        return withContainers ? List.of() : List.of("--docker-containers", driver);
+    }
+
     @Override
     public List<String> exportExcludes() {
         // runtimes/, tmp/, the containerd state of the daemon-managed containerd and network/

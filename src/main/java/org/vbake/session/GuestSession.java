@@ -553,14 +553,14 @@ public final class GuestSession implements AutoCloseable {
     }
 
     /**
-     * Writes the engine's storage tree as a tar to {@code out}: deterministic order, every xattr,
-     * device node and hardlink kept, runtime-only paths left out.
+     * The agent's command line that writes the engine's storage tree as a tar: deterministic
+     * order, every xattr, device node and hardlink kept, runtime-only paths left out.
      *
-     * @param extraExcludes more relative paths to leave out (e.g. containers)
-     * @param mtimeClamp    clamp every mtime to this (SOURCE_DATE_EPOCH), or null
+     * @param extraExcludes  more relative paths to leave out
+     * @param withContainers keep the engine's containers (docker: their configs and writable layers)
+     * @param mtimeClamp     clamp every mtime to this (SOURCE_DATE_EPOCH), or null
      */
-    public void exportStorage(OutputStream out, List<String> extraExcludes, Long mtimeClamp)
-            throws VbakeException, InterruptedException {
+    public List<String> exportTreeArgv(List<String> extraExcludes, boolean withContainers, Long mtimeClamp) {
         List<String> argv = new ArrayList<>(List.of(AGENT, "export-tree", "--root", runtime.storagePath()));
         for (String x : runtime.exportExcludes()) {
             argv.add("--exclude");
@@ -570,15 +570,29 @@ public final class GuestSession implements AutoCloseable {
             argv.add("--exclude");
             argv.add(x);
         }
+        argv.addAll(runtime.exportOptions(withContainers));
         if (mtimeClamp != null) {
             argv.add("--mtime-clamp");
             argv.add(Long.toString(mtimeClamp));
         }
+        return argv;
+    }
+
+    /**
+     * Writes the engine's storage tree as a tar to {@code out} (see {@link #exportTreeArgv}).
+     *
+     * @return what the exporter said besides the tar (e.g. how many containers it left out)
+     */
+    public List<String> exportStorage(OutputStream out, List<String> extraExcludes, boolean withContainers,
+            Long mtimeClamp) throws VbakeException, InterruptedException {
         java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
-        ExitStatus st = exec(new ExecRequest(argv, null, null, false), null, out, err);
+        ExitStatus st = exec(new ExecRequest(exportTreeArgv(extraExcludes, withContainers, mtimeClamp), null, null,
+                false), null, out, err);
+        String notes = err.toString(StandardCharsets.UTF_8);
         if (!st.succeeded()) {
-            throw commandFailure("export the storage tree", st, err.toString(StandardCharsets.UTF_8));
+            throw commandFailure("export the storage tree", st, notes);
         }
+        return notes.lines().map(String::strip).filter(l -> !l.isEmpty()).toList();
     }
 
     /** Tells the tty command running now its terminal's new size. */

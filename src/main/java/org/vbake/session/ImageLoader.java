@@ -3,8 +3,11 @@ package org.vbake.session;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
@@ -12,6 +15,7 @@ import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
 import org.vbake.image.Digest;
 import org.vbake.image.DockerArchiveWriter;
+import org.vbake.image.LayerScan;
 import org.vbake.image.OciLayoutWriter;
 import org.vbake.image.ResolvedImage;
 import org.vbake.image.registry.ImageRef;
@@ -38,10 +42,44 @@ public final class ImageLoader {
 
     private final ContainerRuntime runtime;
     private final EventListener events;
+    private final LayerScan.Rules rules;
 
-    public ImageLoader(ContainerRuntime runtime, EventListener events) {
+    /**
+     * @param rules what every layer must satisfy before it is staged (see {@link LayerScan});
+     *              {@link #rules} makes them for a host directory
+     */
+    public ImageLoader(ContainerRuntime runtime, EventListener events, LayerScan.Rules rules) {
         this.runtime = runtime;
         this.events = events;
+        this.rules = rules;
+    }
+
+    /** The layer rules for this runtime, with content landing on the filesystem of {@code hostDir}. */
+    public static LayerScan.Rules rules(ContainerRuntime runtime, Path hostDir, Map<String, String> env)
+            throws BadInputException, IOException {
+        return LayerScan.rules(hostDir, env, runtime.layersUnpackedAlone());
+    }
+
+    /**
+     * Refuses, before any boot, an image the engine could not hold: deeper than it allows, or a
+     * layer that breaks a rule of {@link LayerScan}. Returns each layer's uncompressed size.
+     */
+    public Map<Digest, Long> check(ResolvedImage image) throws IOException, BadInputException {
+        int max = runtime.maxLayers();
+        if (image.layers().size() > max) {
+            throw new BadInputException(image.source() + " has " + image.layers().size() + " layers; "
+                    + runtime.kind().id() + " holds at most " + max, "flatten the image (fewer layers) first");
+        }
+        Map<Digest, Long> sizes = new LinkedHashMap<>();
+        long t0 = System.nanoTime();
+        for (ResolvedImage.Layer layer : image.layers()) {
+            if (!sizes.containsKey(layer.diffId())) {
+                sizes.put(layer.diffId(), LayerScan.scan(layer, image.source() + ": layer " + layer.digest(), rules));
+            }
+        }
+        events.on(new Event.Phase("checked the layers of " + image.source(),
+                java.time.Duration.ofNanos(System.nanoTime() - t0)));
+        return sizes;
     }
 
     /**
@@ -52,6 +90,7 @@ public final class ImageLoader {
      */
     public Staged stage(ResolvedImage image, List<String> tags, Digest repoDigest, InputDisk disk, String name)
             throws IOException, VbakeException {
+        Map<Digest, Long> sizes = check(image);
         long t0 = System.nanoTime();
         String guestPath;
         if (runtime.kind() == RuntimeKind.DOCKER) {
@@ -60,7 +99,9 @@ public final class ImageLoader {
                 familiar.add(familiar(ImageRef.parse(t)) + ":" + ImageRef.parse(t).tag());
             }
             ResolvedImage tagged = image.withTags(familiar);
-            disk.write(name + ".tar", out -> DockerArchiveWriter.write(tagged, out));
+            long bytes = sizes.values().stream().mapToLong(Long::longValue).sum();
+            disk.ensureRoom(bytes, image.source());
+            disk.write(name + ".tar", out -> DockerArchiveWriter.write(tagged, out, sizes));
             guestPath = disk.guestPath(name + ".tar");
         } else {
             OciLayoutWriter.write(image, disk.file(name), null);

@@ -51,8 +51,8 @@ public final class PartitionExporter {
         StorageFile.checkDirectory(target, "--storage");
         long used = Files.exists(stateDisk) ? allocated(stateDisk, runner) : 0;
         long size = Math.max(1L << 30, 2 * used + (512L << 20));
-        Path abs = target.toAbsolutePath();
-        Path disk = Files.createTempFile(abs.getParent(), "." + abs.getFileName() + ".", ".partial");
+        StorageFile.sweep(target);
+        Path disk = StorageFile.newPartial(target);
         try (RandomAccessFile f = new RandomAccessFile(disk.toFile(), "rw")) {
             f.setLength(size);
         }
@@ -73,19 +73,14 @@ public final class PartitionExporter {
     }
 
     /** After the command: fills the output disk, shrinks it, and moves it to {@code target}. */
-    public Path export(GuestSession session, Path disk, Path target, List<String> extraExcludes, Long mtimeClamp)
+    public Path export(GuestSession session, Path disk, Path target, boolean withContainers, Long mtimeClamp)
             throws VbakeException, InterruptedException {
         ContainerRuntime rt = session.runtime();
         long t0 = System.nanoTime();
         events.on(new Event.Progress("making an ext4 image of " + rt.storagePath() + " for " + target));
-        StringBuilder export = new StringBuilder(GuestSession.AGENT + " export-tree --root " + rt.storagePath());
-        List<String> excludes = new ArrayList<>(rt.exportExcludes());
-        excludes.addAll(extraExcludes);
-        for (String x : excludes) {
-            export.append(" --exclude '").append(x.replace("'", "")).append('\'');
-        }
-        if (mtimeClamp != null) {
-            export.append(" --mtime-clamp ").append(mtimeClamp);
+        StringBuilder export = new StringBuilder();
+        for (String arg : session.exportTreeArgv(List.of(), withContainers, mtimeClamp)) {
+            export.append(export.length() == 0 ? "" : " ").append('\'').append(arg.replace("'", "'\\''")).append('\'');
         }
         // Full paths: busybox sh prefers its own applets (busybox has a small mke2fs of its own).
         String script = "set -e -o pipefail\n"

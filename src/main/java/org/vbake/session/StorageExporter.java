@@ -35,13 +35,31 @@ public final class StorageExporter {
      */
     public List<Path> export(GuestSession session, Path target, boolean withContainers, Long mtimeClamp)
             throws VbakeException, InterruptedException {
+        try (StorageFile sf = StorageFile.create(target, "--storage")) {
+            return export(session, sf, withContainers, mtimeClamp);
+        } catch (IOException e) {
+            throw new VbakeException(1, "cannot write " + target + ": " + e.getMessage(), null, e);
+        }
+    }
+
+    /**
+     * As {@link #export(GuestSession, Path, boolean, Long)}, into a file opened before the guest
+     * booted (so that a target that cannot be written is known before any work).
+     */
+    public List<Path> export(GuestSession session, StorageFile sf, boolean withContainers, Long mtimeClamp)
+            throws VbakeException, InterruptedException {
+        Path target = sf.target();
         ContainerRuntime rt = session.runtime();
         long t0 = System.nanoTime();
-        List<String> excludes = withContainers ? List.of() : containerPaths(session, rt);
+        warnAboutPodmanContainers(session, rt, withContainers);
         events.on(new Event.Progress("exporting " + rt.storagePath() + " (" + rt.driver() + ") to " + target));
         List<Path> written = new ArrayList<>();
-        try (StorageFile sf = StorageFile.create(target, "--storage")) {
-            session.exportStorage(sf.stream(), excludes, mtimeClamp);
+        try {
+            String reclaimed = sf.swept().describe(sf.target().getParent());
+            if (reclaimed != null) {
+                events.on(new Event.Debug(reclaimed));
+            }
+            report(session.exportStorage(sf.stream(), List.of(), withContainers, mtimeClamp));
             sf.commit();
             written.add(sf.target());
             long size = Files.size(sf.target());
@@ -59,9 +77,9 @@ public final class StorageExporter {
     public List<Path> exportPartition(GuestSession session, Path disk, Path target, boolean withContainers,
             Long mtimeClamp) throws VbakeException, InterruptedException {
         ContainerRuntime rt = session.runtime();
-        List<String> excludes = withContainers ? List.of() : containerPaths(session, rt);
+        warnAboutPodmanContainers(session, rt, withContainers);
         List<Path> written = new ArrayList<>();
-        written.add(new PartitionExporter(events).export(session, disk, target, excludes, mtimeClamp));
+        written.add(new PartitionExporter(events).export(session, disk, target, withContainers, mtimeClamp));
         writeStorageConf(rt, target, written);
         return written;
     }
@@ -92,44 +110,28 @@ public final class StorageExporter {
         return target.toAbsolutePath().resolveSibling(base + ".storage.conf");
     }
 
-    /** What belongs to containers, relative to the storage root, so an export can leave it out. */
-    private List<String> containerPaths(GuestSession session, ContainerRuntime rt)
+    /** podman's containers stay in its store's JSON files, so they are exported; say so. */
+    private void warnAboutPodmanContainers(GuestSession session, ContainerRuntime rt, boolean withContainers)
             throws VbakeException, InterruptedException {
-        if (rt.kind() == RuntimeKind.PODMAN) {
-            String ids = session.engine(List.of("ps", "-aq"), "list containers").strip();
-            if (!ids.isEmpty()) {
-                events.on(new Event.Progress("warning: the podman store holds " + ids.split("\\s+").length
-                        + " container(s); they are exported with the images (remove them with 'rm' first)"));
+        if (withContainers || rt.kind() != RuntimeKind.PODMAN) {
+            return;
+        }
+        String ids = session.engine(List.of("ps", "-aq"), "list containers").strip();
+        if (!ids.isEmpty()) {
+            events.on(new Event.Progress("warning: the podman store holds " + ids.split("\\s+").length
+                    + " container(s); they are exported with the images (remove them with 'rm' first)"));
+        }
+    }
+
+    /** The exporter's notes as progress: "left out N container(s)" gets the hint to keep them. */
+    void report(List<String> notes) {
+        for (String n : notes) {
+            String line = n.startsWith("export-tree: ") ? n.substring("export-tree: ".length()) : n;
+            if (line.startsWith("left out ") && line.endsWith(" container(s)")) {
+                events.on(new Event.Progress(line + " of the export (--storage-containers keeps them)"));
+            } else {
+                events.on(new Event.Debug("export-tree: " + line));
             }
-            return List.of();
         }
-        String driver = rt.driver();
-        String root = rt.storagePath();
-        // Each container's writable layer (and its -init layer) is named in layerdb/mounts; the
-        // overlay2 short link of each is in its link file.
-        String script = "cd \"$1\" 2>/dev/null || exit 0; for m in */; do "
-                + "for f in mount-id init-id; do [ -f \"$m$f\" ] && { cat \"$m$f\"; echo; }; done; done";
-        String out = session.check(List.of("/bin/sh", "-c", script, "sh",
-                root + "/image/" + driver + "/layerdb/mounts"), "list container layers");
-        List<String> excludes = new ArrayList<>(List.of("containers", "image/" + driver + "/layerdb/mounts"));
-        List<String> ids = out.lines().map(String::strip).filter(s -> s.matches("[0-9a-f]{64}(-init)?")).toList();
-        if (ids.isEmpty()) {
-            return excludes;
-        }
-        String layerDir = driver.equals("vfs") ? "vfs/dir/" : driver + "/";
-        StringBuilder links = new StringBuilder();
-        for (String id : ids) {
-            excludes.add(layerDir + id);
-            links.append(root).append('/').append(driver).append('/').append(id).append("/link ");
-        }
-        if (driver.equals("overlay2")) {
-            String names = session.check(List.of("/bin/sh", "-c", "for f in " + links + "; do [ -f \"$f\" ] && "
-                    + "{ cat \"$f\"; echo; }; done; true"), "list container layer links");
-            names.lines().map(String::strip).filter(s -> s.matches("[A-Z0-9]{26}"))
-                    .forEach(l -> excludes.add("overlay2/l/" + l));
-        }
-        events.on(new Event.Progress("leaving " + ids.stream().filter(i -> !i.endsWith("-init")).count() + " container(s) out of the export"
-                + " (--storage-containers keeps them)"));
-        return excludes;
     }
 }

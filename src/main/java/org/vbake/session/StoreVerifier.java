@@ -9,6 +9,7 @@ import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.VbakeException;
 import org.vbake.image.GuestImages;
+import org.vbake.instance.Scratch;
 import org.vbake.instance.Trees;
 import org.vbake.process.ProcessRunner;
 import org.vbake.storage.InputDisk;
@@ -72,7 +73,8 @@ public final class StoreVerifier {
             throws VbakeException, InterruptedException, IOException {
         Path cacheRoot = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
         Path scratch = java.nio.file.Files.createDirectories(cacheRoot.resolve("tmp"));
-        Path stateRoot = java.nio.file.Files.createTempDirectory(scratch, "verify-");
+        Scratch.sweep(scratch, "verify-", "");
+        Path stateRoot = Scratch.newPrivateDirectory(scratch, "verify-");
         try (InputDisk disk = InputDisk.create(scratch)) {
             StorageTrees.stage(tree, disk);
             GuestOptions fresh = options.withStateRoot(stateRoot).withInputDisk(disk.build(runner));

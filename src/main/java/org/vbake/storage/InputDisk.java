@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.vbake.api.GuestException;
+import org.vbake.instance.Scratch;
 import org.vbake.instance.Trees;
 import org.vbake.process.ProcessRunner;
 
@@ -23,6 +24,12 @@ public final class InputDisk implements AutoCloseable {
     /** Where the guest mounts it. */
     public static final String GUEST_MOUNT = "/run/vbake/input";
 
+    /** Free space a staging area leaves on the host's disk. */
+    private static final long RESERVE = 1L << 30;
+
+    /** Staging directories are {@code input-<owner>}; see {@link Scratch}. */
+    private static final String PREFIX = "input-";
+
     private final Path dir;
     private final Path files;
     private final String guestRoot;
@@ -31,6 +38,14 @@ public final class InputDisk implements AutoCloseable {
         this.dir = dir;
         this.files = Files.createDirectories(dir.resolve("files"));
         this.guestRoot = guestRoot;
+    }
+
+    /**
+     * Removes staging areas under {@code parent} that commands killed before they could clean up
+     * left behind (their process is gone).
+     */
+    public static Scratch.Swept sweep(Path parent) {
+        return Scratch.sweep(parent, PREFIX, "");
     }
 
     /** A new, empty staging area under {@code parent} (on the same filesystem as the blob cache, for hardlinks). */
@@ -44,28 +59,7 @@ public final class InputDisk implements AutoCloseable {
      */
     public static InputDisk create(Path parent, String guestRoot) throws IOException {
         Files.createDirectories(parent);
-        return new InputDisk(uniqueDirectory(parent, "input-"), guestRoot);
-    }
-
-    private static final java.util.concurrent.atomic.AtomicLong COUNTER = new java.util.concurrent.atomic.AtomicLong();
-
-    /**
-     * A new private directory named after this process and the clock. Not
-     * {@code Files.createTempDirectory}: its SecureRandom costs tens of milliseconds at start-up,
-     * which every command against a resident guest would pay.
-     */
-    static Path uniqueDirectory(Path parent, String prefix) throws IOException {
-        java.nio.file.attribute.FileAttribute<?> owner = java.nio.file.attribute.PosixFilePermissions
-                .asFileAttribute(java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
-        while (true) {
-            Path p = parent.resolve(prefix + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime())
-                    + "-" + COUNTER.incrementAndGet());
-            try {
-                return Files.createDirectory(p, owner);
-            } catch (java.nio.file.FileAlreadyExistsException e) {
-                // another process had the same pid and clock reading: try the next name
-            }
-        }
+        return new InputDisk(Scratch.newPrivateDirectory(parent, PREFIX), guestRoot);
     }
 
     /** Where the guest finds the staged files. */
@@ -108,6 +102,21 @@ public final class InputDisk implements AutoCloseable {
         return p;
     }
 
+    /**
+     * Refuses to stage {@code bytes} more when they, and the disk image made of them later, would
+     * leave less than a reserve free on the host's disk.
+     */
+    public void ensureRoom(long bytes, String what) throws IOException, org.vbake.api.BadInputException {
+        long free = Files.getFileStore(dir).getUsableSpace();
+        long needed = 2 * bytes + RESERVE;
+        if (free < needed) {
+            throw new org.vbake.api.BadInputException(String.format(java.util.Locale.ROOT,
+                    "%s needs %.1f GB free in %s to be staged (its layers and the input disk made of them), "
+                            + "only %.1f GB are", what, needed / 1e9, dir.getParent(), free / 1e9),
+                    "free space there, or point VBAKE_CACHE_DIR at a larger disk");
+        }
+    }
+
     /** Whether anything was staged (no disk is attached otherwise). */
     public boolean hasFiles() throws IOException {
         try (Stream<Path> s = Files.list(files)) {
@@ -120,6 +129,12 @@ public final class InputDisk implements AutoCloseable {
         long bytes = usage(files);
         // ext4 metadata, one inode and block rounding per file, and room to spare.
         long sizeMb = Math.max(16, bytes / (1 << 20) * 11 / 10 + 32);
+        long free = Files.getFileStore(dir).getUsableSpace();
+        if (free < (sizeMb << 20) + RESERVE) {
+            throw new GuestException(String.format(java.util.Locale.ROOT, "not enough free space in %s for the "
+                    + "input disk (%d MB needed, %d MB free)", dir.getParent(), sizeMb + (RESERVE >> 20), free >> 20),
+                    null, null);
+        }
         Path image = dir.resolve("input.ext4");
         List<String> argv = List.of(mke2fs(), "-q", "-F", "-t", "ext4", "-b", "4096", "-m", "0",
                 "-O", "^has_journal", "-L", "vbake-input", "-E", "root_owner=0:0", "-d", files.toString(),

@@ -12,6 +12,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.Locale;
 import java.util.zip.GZIPOutputStream;
 import org.vbake.api.BadInputException;
+import org.vbake.instance.Scratch;
 
 /**
  * An output file written all or nothing: bytes go to a hidden temporary file next to the target,
@@ -57,6 +58,7 @@ public final class StorageFile implements AutoCloseable {
     private OutputStream stream;
     private boolean committed;
     private long rawBytes;
+    private Scratch.Swept swept = Scratch.Swept.NONE;
 
     private StorageFile(Path target, Path temp, Format format) {
         this.target = target;
@@ -94,7 +96,31 @@ public final class StorageFile implements AutoCloseable {
     }
 
     public static StorageFile create(Path target, String option) throws BadInputException, IOException {
-        return create(target, check(target, option));
+        Format f = check(target, option);
+        try {
+            return create(target, f);
+        } catch (java.nio.file.FileSystemException e) {
+            // /proc, a read-only mount, a full disk: known now rather than after the work
+            throw new BadInputException(option + " " + target + ": cannot create a file in " + target.toAbsolutePath()
+                    .getParent() + " (" + reason(e) + ")");
+        }
+    }
+
+    /** Why a file could not be made, in words: "permission denied", "read-only file system". */
+    public static String reason(java.nio.file.FileSystemException e) {
+        if (e.getReason() != null) {
+            return e.getReason().toLowerCase(Locale.ROOT);
+        }
+        if (e instanceof java.nio.file.NoSuchFileException) {
+            return "no such file or directory";
+        }
+        if (e instanceof java.nio.file.AccessDeniedException) {
+            return "permission denied";
+        }
+        if (e instanceof java.nio.file.FileAlreadyExistsException) {
+            return "file exists";
+        }
+        return "cannot be written";
     }
 
     /** An uncompressed output file whatever its name (e.g. {@code save -o x.img}). */
@@ -105,10 +131,32 @@ public final class StorageFile implements AutoCloseable {
 
     private static StorageFile create(Path target, Format f) throws IOException {
         Path abs = target.toAbsolutePath();
-        Path temp = Files.createTempFile(abs.getParent(), "." + abs.getFileName() + ".", ".partial");
+        Scratch.Swept swept = sweep(abs);
+        Path temp = newPartial(abs);
         StorageFile sf = new StorageFile(abs, temp, f);
+        sf.swept = swept;
         sf.open();
         return sf;
+    }
+
+    /**
+     * A new hidden file beside {@code target} for its content to be written to before it is
+     * renamed into place: {@code .NAME.<owner>.partial} (see {@link Scratch}).
+     */
+    public static Path newPartial(Path target) throws IOException {
+        Path abs = target.toAbsolutePath();
+        return Scratch.newFile(abs.getParent(), "." + abs.getFileName() + ".", ".partial");
+    }
+
+    /** Removes partial files of {@code target} that killed commands left beside it. */
+    public static Scratch.Swept sweep(Path target) {
+        Path abs = target.toAbsolutePath();
+        return Scratch.sweep(abs.getParent(), "." + abs.getFileName() + ".", ".partial");
+    }
+
+    /** What was removed before this file was started (partial files of killed commands). */
+    public Scratch.Swept swept() {
+        return swept;
     }
 
     private void open() throws IOException {

@@ -93,6 +93,16 @@ class BakeManifestReaderTest {
     }
 
     @Test
+    void aManifestPathThatIsADirectoryIsNamedAsSuch() throws Exception {
+        Path d = java.nio.file.Files.createDirectories(dir.resolve("images.yaml"));
+        assertThatThrownBy(() -> BakeManifestReader.read(d))
+                .isInstanceOf(org.vbake.api.BadInputException.class)
+                .hasMessage(d + ": is a directory, not a manifest file");
+        assertThatThrownBy(() -> BakeManifestReader.read(dir.resolve("none.yaml")))
+                .hasMessage(dir.resolve("none.yaml") + ": no such file");
+    }
+
+    @Test
     void readsAJsonManifestWithDefaults() throws Exception {
         Path file = write("bake.json", """
                 {

@@ -83,6 +83,25 @@ class HostInputErrorsTest {
     }
 
     @Test
+    void storageWhereNoFileCanBeMadeIsRefusedBeforeBoot() {
+        Result r = run("vdkr", "-a", "aarch64", "--storage", "/proc/x.tar", "images");
+
+        r.assertBadInput("--storage /proc/x.tar: cannot create a file in /proc");
+        assertThat(tmp.resolve(".vdkr")).as("no state dir: nothing booted").doesNotExist();
+    }
+
+    @Test
+    void aFileGivenAsAVolumeIsRefusedBeforeBoot() throws IOException {
+        Path file = Files.writeString(tmp.resolve("hostname"), "h\n");
+
+        Result r = run("vdkr", "-a", "aarch64", "run", "--rm", "-v", file + ":/x", "busybox", "true");
+
+        r.assertBadInput("-v " + file + ": is not a directory");
+        assertThat(file).hasContent("h\n");
+        assertThat(tmp.resolve(".vdkr")).as("no state dir: nothing booted").doesNotExist();
+    }
+
+    @Test
     void unknownStorageDriverIsRefused() {
         Result r = run("vpdmn", "-a", "aarch64", "--storage-driver", "btrfs", "images");
 
@@ -116,6 +135,65 @@ class HostInputErrorsTest {
         Result r = run("vdkr", "-a", "aarch64", "import", "https://example.org/rootfs.tar", "x:1");
 
         r.assertBadInput("no network");
+    }
+
+    @Test
+    void aLayerWithAnEntryOutsideItsRootIsRefusedNamingTheEntry() throws IOException {
+        Path layout = ociLayout("hostile", Map.of("etc/hostname", "h\n", "../../escape", "x\n"));
+
+        Result r = run("vdkr", "-a", "aarch64", "vimport", layout.toString(), "x:1");
+
+        r.assertBadInput("entry '../../escape' lies outside the layer's root");
+    }
+
+    @Test
+    void aLayerThatExpandsPastTheLimitIsRefused() throws IOException {
+        Path layout = ociLayout("big", Map.of("zeros", "\0".repeat(3 << 20)));
+        env = new java.util.HashMap<>(env);
+        env.put("VBAKE_LAYER_LIMIT", "1M");
+
+        Result r = run("vdkr", "-a", "aarch64", "vimport", layout.toString(), "x:1");
+
+        r.assertBadInput("expands to more than 1.0 MiB uncompressed (VBAKE_LAYER_LIMIT=1M)");
+    }
+
+    /** A one-layer arm64 OCI layout whose layer (gzip) holds {@code files} in this order. */
+    private Path ociLayout(String name, Map<String, String> files) throws IOException {
+        java.io.ByteArrayOutputStream tar = new java.io.ByteArrayOutputStream();
+        try (TarArchiveOutputStream t = new TarArchiveOutputStream(tar)) {
+            for (var e : new java.util.TreeMap<>(files).descendingMap().entrySet()) {
+                TarArchiveEntry te = new TarArchiveEntry(e.getKey());
+                byte[] content = e.getValue().getBytes(StandardCharsets.UTF_8);
+                te.setSize(content.length);
+                t.putArchiveEntry(te);
+                t.write(content);
+                t.closeArchiveEntry();
+            }
+        }
+        java.io.ByteArrayOutputStream gz = new java.io.ByteArrayOutputStream();
+        try (OutputStream out = new java.util.zip.GZIPOutputStream(gz)) {
+            out.write(tar.toByteArray());
+        }
+        byte[] layer = gz.toByteArray();
+        byte[] config = ("{\"architecture\":\"arm64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\""
+                + org.vbake.image.Digest.of(tar.toByteArray()) + "\"]}}").getBytes(StandardCharsets.UTF_8);
+        byte[] manifest = ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+                + "\"config\":" + descriptor("application/vnd.oci.image.config.v1+json", config) + ",\"layers\":["
+                + descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer) + "]}").getBytes(StandardCharsets.UTF_8);
+        Path dir = tmp.resolve(name);
+        Path blobs = Files.createDirectories(dir.resolve("blobs/sha256"));
+        for (byte[] b : List.of(layer, config, manifest)) {
+            Files.write(blobs.resolve(org.vbake.image.Digest.of(b).hex()), b);
+        }
+        Files.writeString(dir.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+        Files.writeString(dir.resolve("index.json"), "{\"schemaVersion\":2,\"manifests\":["
+                + descriptor("application/vnd.oci.image.manifest.v1+json", manifest) + "]}");
+        return dir;
+    }
+
+    private static String descriptor(String mediaType, byte[] content) {
+        return "{\"mediaType\":\"" + mediaType + "\",\"digest\":\"" + org.vbake.image.Digest.of(content)
+                + "\",\"size\":" + content.length + "}";
     }
 
     private Path dockerArchiveWithConfig(String config) throws IOException {

@@ -228,6 +228,141 @@ class LocalImageSourceTest {
                 .hasMessage("oci-layout " + dir + " holds several images (first, second); name the one to use");
     }
 
+    /** index.json listing per-platform manifests directly, each with its platform, no ref names (image-spec's example). */
+    private Path flatMultiPlatformLayout(Image... images) throws IOException {
+        Path dir = tmp.resolve("flat-" + images.length + "-" + System.nanoTime());
+        List<ObjectNode> entries = new ArrayList<>();
+        for (Image img : images) {
+            ImageFixtures.writeImageBlobs(dir, img);
+            entries.add(ImageFixtures.platformDescriptor(img));
+        }
+        ImageFixtures.writeIndex(dir, entries.toArray(ObjectNode[]::new));
+        return dir;
+    }
+
+    @Test
+    void perPlatformManifestsListedDirectlyInIndexJsonAreSelectedByArch() throws Exception {
+        Path dir = flatMultiPlatformLayout(arm64, amd64);
+
+        assertThat(read(dir, null, Arch.AARCH64).configDigest()).isEqualTo(arm64.configDigest());
+        assertThat(read(dir, null, Arch.X86_64).configDigest()).isEqualTo(amd64.configDigest());
+        // As an oci-archive too.
+        Path archive = write("flat.oci.tar", ImageFixtures.tarOfDirectory(dir));
+        assertThat(read(archive, null, Arch.X86_64).configDigest()).isEqualTo(amd64.configDigest());
+    }
+
+    @Test
+    void anUnnamedEntryIsPickedByDigestAndANamedOneByName() throws Exception {
+        Path dir = flatMultiPlatformLayout(arm64, amd64);
+        // With --allow-arch-mismatch semantics aside: the digest picks the entry, whatever its platform.
+        LocalImageSource.Spec spec = LocalImageSource.Spec.parse(dir + "@" + amd64.manifestDigest());
+        assertThat(spec.path()).isEqualTo(dir);
+        assertThat(spec.select()).isEqualTo(amd64.manifestDigest().toString());
+        ResolvedImage picked = LocalImageSource.read(spec.path(), spec.select(), Arch.X86_64, false, cache, events::add);
+        assertThat(picked.manifestDigest()).isEqualTo(amd64.manifestDigest());
+        assertThatThrownBy(() -> read(dir, "sha256:" + "0".repeat(64), Arch.AARCH64))
+                .isInstanceOf(BadInputException.class)
+                .hasMessageContaining("has no index.json entry sha256:" + "0".repeat(64) + " (it has: unnamed "
+                        + arm64.manifestDigest() + " [linux/arm64/v8], unnamed " + amd64.manifestDigest()
+                        + " [linux/amd64])");
+
+        Image second = ImageFixtures.image("arm64", null);
+        Path named = tmp.resolve("named");
+        ImageFixtures.writeLayout(named, List.of(arm64, second), List.of("first", "second"));
+        LocalImageSource.Spec byName = LocalImageSource.Spec.parse(named + ":second");
+        assertThat(byName).isEqualTo(new LocalImageSource.Spec(named, "second"));
+        assertThat(read(byName.path(), byName.select(), Arch.AARCH64).configDigest()).isEqualTo(second.configDigest());
+        // A path that exists as written is never split.
+        Path colon = Files.createDirectories(tmp.resolve("odd:name"));
+        assertThat(LocalImageSource.Spec.parse(colon.toString())).isEqualTo(new LocalImageSource.Spec(colon, null));
+    }
+
+    @Test
+    void unnamedEntriesThatAreDifferentImagesAreStillRefused() throws Exception {
+        Image other = ImageFixtures.image("arm64", "v8");
+        ImageFixtures.addLayer(other, ImageFixtures.tar(Map.of("extra", "x")), true);
+        ImageFixtures.finish(other);
+        Path dir = flatMultiPlatformLayout(arm64, other);
+
+        assertThatThrownBy(() -> read(dir, null, Arch.AARCH64))
+                .isInstanceOf(BadInputException.class)
+                .hasMessageContaining("holds several images that differ in something other than platform");
+    }
+
+    /** The layers of {@code img} as name -> content, from the verified blobs in the cache. */
+    private static Map<String, String> layerFiles(ResolvedImage img) throws IOException {
+        Map<String, String> files = new java.util.TreeMap<>();
+        for (ResolvedImage.Layer l : img.layers()) {
+            try (InputStream raw = Files.newInputStream(l.blob());
+                    InputStream in = new java.util.zip.GZIPInputStream(raw);
+                    org.apache.commons.compress.archivers.tar.TarArchiveInputStream tar =
+                            new org.apache.commons.compress.archivers.tar.TarArchiveInputStream(in)) {
+                for (var e = tar.getNextEntry(); e != null; e = tar.getNextEntry()) {
+                    if (e.isFile()) {
+                        files.put(e.getName(), new String(tar.readAllBytes(), StandardCharsets.UTF_8));
+                    }
+                }
+            }
+        }
+        return files;
+    }
+
+    @Test
+    void archivesWrittenByJibCoreAreImagesNotRootfs() throws Exception {
+        Path file = Files.writeString(tmp.resolve("hello.txt"), "hello from jib\n");
+        Map<com.google.cloud.tools.jib.api.buildplan.ImageFormat, Kind> formats = Map.of(
+                com.google.cloud.tools.jib.api.buildplan.ImageFormat.Docker, Kind.DOCKER_ARCHIVE,
+                com.google.cloud.tools.jib.api.buildplan.ImageFormat.OCI, Kind.OCI_ARCHIVE);
+        for (var f : formats.entrySet()) {
+            Path tar = tmp.resolve("jib-" + f.getKey() + ".tar");
+            com.google.cloud.tools.jib.api.Jib.fromScratch()
+                    .setFormat(f.getKey())
+                    .setPlatforms(java.util.Set.of(new com.google.cloud.tools.jib.api.buildplan.Platform("arm64", "linux")))
+                    .addFileEntriesLayer(com.google.cloud.tools.jib.api.buildplan.FileEntriesLayer.builder()
+                            .addEntry(file, com.google.cloud.tools.jib.api.buildplan.AbsoluteUnixPath.get("/hello.txt"))
+                            .build())
+                    .containerize(com.google.cloud.tools.jib.api.Containerizer
+                            .to(com.google.cloud.tools.jib.api.TarImage.at(tar).named("example/jib:1"))
+                            .setApplicationLayersCache(tmp.resolve("jib-cache"))
+                            .setBaseImageLayersCache(tmp.resolve("jib-cache")));
+
+            assertThat(LocalImageSource.detect(tar)).as(f.getKey().toString()).isEqualTo(f.getValue());
+            ResolvedImage img = read(tar, null, Arch.AARCH64);
+            assertThat(img.architecture()).isEqualTo("arm64");
+            assertThat(layerFiles(img)).containsEntry("hello.txt", "hello from jib\n");
+        }
+    }
+
+    @Test
+    void dockerArchivesWithOtherWritersNamesAreImagesNotRootfs() throws Exception {
+        // go-containerregistry's tarball: config "sha256:<hex>", layers "<hex>.tar.gz"; and layers
+        // in numbered directories. Neither name is one 'docker save' writes.
+        byte[] layer = arm64.layerBlobs.get(0);
+        String hex = Digest.of(layer).hex();
+        for (List<String> names : List.of(List.of("sha256:" + arm64.configDigest().hex(), hex + ".tar.gz"),
+                List.of("config.json", "layer0/layer.tar"))) {
+            Map<String, byte[]> files = new java.util.LinkedHashMap<>();
+            files.put(names.get(0), arm64.config);
+            ObjectNode entry = JSON.createObjectNode();
+            entry.put("Config", names.get(0));
+            entry.putArray("RepoTags").add("other/writer:1");
+            var layers = entry.putArray("Layers");
+            for (int i = 0; i < arm64.layerBlobs.size(); i++) {
+                String name = i == 0 ? names.get(1) : "layer" + i + "/layer.tar";
+                files.put(name, arm64.layerBlobs.get(i));
+                layers.add(name);
+            }
+            files.put("manifest.json", JSON.writeValueAsBytes(JSON.createArrayNode().add(entry)));
+            Path archive = write("other-" + names.get(1).replace('/', '_') + ".tar", ImageFixtures.tarBytes(files));
+
+            assertThat(LocalImageSource.detect(archive)).as(names.toString()).isEqualTo(Kind.DOCKER_ARCHIVE);
+            ResolvedImage img = read(archive, null, Arch.AARCH64);
+            assertThat(img.configDigest()).isEqualTo(arm64.configDigest());
+            assertThat(img.tags()).containsExactly("docker.io/other/writer:1");
+            assertThat(img.layers()).extracting(ResolvedImage.Layer::diffId).isEqualTo(arm64.diffIds);
+        }
+    }
+
     @Test
     void unknownRefNameIsRefusedListingTheNames() {
         assertThatThrownBy(() -> read(layout, "demo:2.0", Arch.AARCH64))

@@ -112,7 +112,6 @@ class BakeIT {
         Path m = manifest(runtime);
         Path state = work.resolve("state-" + runtime.id());
         Path out1 = work.resolve("out1-" + runtime.id());
-        Path out2 = work.resolve("out2-" + runtime.id());
 
         long t0 = System.nanoTime();
         Result cold = vbake("bake", m.toString(), "-o", out1.toString(), "--fresh", "--state-dir", state.toString(),
@@ -120,7 +119,22 @@ class BakeIT {
         long t1 = System.nanoTime();
         assertThat(cold.code()).as(cold.err()).isZero();
         assertThat(cold.out()).contains("(3 imported, 0 reused)");
-        Result warm = vbake("bake", m.toString(), "-o", out2.toString(), "--state-dir", state.toString(),
+        // An ordinary build directory: the umask's permissions, not a private temporary dir's.
+        Path probe = Files.createDirectory(work.resolve("umask-probe-" + runtime.id()));
+        assertThat(Files.getPosixFilePermissions(out1)).isEqualTo(Files.getPosixFilePermissions(probe));
+        Map<String, String> sums1 = sha256s(out1);
+
+        // A file the user put into the output: the next bake refuses and changes nothing.
+        Path mine = Files.writeString(out1.resolve("notes.txt"), "mine");
+        Result refused = vbake("bake", m.toString(), "-o", out1.toString(), "--state-dir", state.toString());
+        assertThat(refused.code()).as(refused.err()).isEqualTo(2);
+        assertThat(refused.err()).contains("holds files an earlier bake did not write: notes.txt");
+        assertThat(mine).hasContent("mine");
+        Files.delete(mine);
+        assertThat(sha256s(out1)).isEqualTo(sums1);
+
+        // The untouched output of an earlier bake is replaced by the new one.
+        Result warm = vbake("bake", m.toString(), "-o", out1.toString(), "--state-dir", state.toString(),
                 "--progress=json");
         long t2 = System.nanoTime();
         assertThat(warm.code()).as(warm.err()).isZero();
@@ -128,14 +142,16 @@ class BakeIT {
         assertThat(warm.out()).contains("(0 imported, 3 reused)");
         assertThat(warm.err().lines().filter(l -> !l.isBlank())).allMatch(l -> l.startsWith("{\"t\":"));
 
-        Map<String, String> sums1 = sha256s(out1);
-        assertThat(sums1.keySet()).contains("storage.tar.zst", "listing.json", "sbom.cdx.json");
+        assertThat(sums1.keySet()).contains("storage.tar.zst", "listing.json", "sbom.cdx.json", ".vbake-bake.json");
         assertThat(sums1.keySet()).contains(runtime == RuntimeKind.DOCKER ? "systemd/vbake-hello-httpd.service"
                 : "quadlet/vbake-hello-httpd.container");
         if (runtime == RuntimeKind.PODMAN) {
             assertThat(sums1).containsKey("storage.conf");
         }
-        assertThat(sha256s(out2)).isEqualTo(sums1);
+        assertThat(sha256s(out1)).isEqualTo(sums1);
+        try (Stream<Path> s = Files.list(work)) {
+            assertThat(s.map(p -> p.getFileName().toString())).noneMatch(n -> n.contains(".partial-") || n.contains(".old-"));
+        }
 
         JsonNode listing = JSON.readTree(out1.resolve("listing.json").toFile());
         JsonNode imgs = listing.path("images");
@@ -155,6 +171,23 @@ class BakeIT {
         assertThat(verify.out()).contains("ok     " + pushed.image(Platform.ARM64).configDigest(),
                 "ok     " + multi.single().configDigest(), "ok     unit vbake-hello-httpd.",
                 "(container hello-httpd running)", "verified 3 image(s) and 1 unit(s)");
+    }
+
+    @Test
+    void aDirectoryThatMerelyHoldsAListingIsNeverReplaced() throws Exception {
+        Path d = work.resolve("looks-like-a-bake");
+        Files.createDirectories(d.resolve("sub"));
+        Files.writeString(d.resolve("listing.json"), "x");
+        Files.writeString(d.resolve("sub/f"), "precious");
+
+        Result r = vbake("bake", manifest(RuntimeKind.DOCKER).toString(), "-o", d.toString(), "--state-dir",
+                work.resolve("state-refused").toString());
+
+        assertThat(r.code()).as(r.err()).isEqualTo(2);
+        assertThat(r.err()).contains("-o " + d + ": exists, is not empty and is not an earlier bake's output");
+        assertThat(d.resolve("sub/f")).hasContent("precious");
+        assertThat(d.resolve("listing.json")).hasContent("x");
+        assertThat(work.resolve("state-refused")).as("refused before any guest was booted").doesNotExist();
     }
 
     @Test

@@ -62,12 +62,11 @@ public final class RegistryAuth {
             throws BadInputException {
         List<AuthFile> files = new ArrayList<>();
         if (explicitFile != null) {
-            files.add(readRequired(explicitFile, "--authfile names " + explicitFile + ", which does not exist"));
+            files.add(readRequired(explicitFile, "--authfile"));
         }
         String fromEnv = nonBlank(env.get("REGISTRY_AUTH_FILE"));
         if (fromEnv != null) {
-            files.add(readRequired(Path.of(fromEnv),
-                    "REGISTRY_AUTH_FILE names " + fromEnv + ", which does not exist"));
+            files.add(readRequired(Path.of(fromEnv), "REGISTRY_AUTH_FILE"));
         }
         String home = nonBlank(env.get("HOME"));
         String runtimeDir = nonBlank(env.get("XDG_RUNTIME_DIR"));
@@ -173,9 +172,24 @@ public final class RegistryAuth {
         return path.isEmpty() ? host : host + "/" + path;
     }
 
-    private static AuthFile readRequired(Path file, String missing) throws BadInputException {
+    /** A file the user named ({@code origin}: the flag or variable that named it): it must be an auth file. */
+    private static AuthFile readRequired(Path file, String origin) throws BadInputException {
+        if (Files.isDirectory(file)) {
+            throw new BadInputException(origin + " names " + file + ", which is a directory, not an auth file");
+        }
+        if (!Files.exists(file)) {
+            throw new BadInputException(origin + " names " + file + ", which does not exist");
+        }
         if (!Files.isRegularFile(file)) {
-            throw new BadInputException(missing);
+            throw new BadInputException(origin + " names " + file + ", which is not a regular file");
+        }
+        try {
+            if (Files.size(file) == 0) {
+                throw new BadInputException(origin + " names " + file + ", which is empty",
+                        "an auth file is JSON: {\"auths\": {\"HOST\": {\"auth\": \"base64(user:password)\"}}}");
+            }
+        } catch (IOException e) {
+            throw new BadInputException("cannot read auth file " + file + ": " + e.getClass().getSimpleName());
         }
         return parse(file);
     }

@@ -92,6 +92,22 @@ class RegistryAuthTest {
     }
 
     @Test
+    void anAuthFileThatIsADirectoryOrEmptyIsNamedAsSuch() throws Exception {
+        Path dir = java.nio.file.Files.createDirectories(tmp.resolve("authdir"));
+        assertThatThrownBy(() -> RegistryAuth.load(dir, env(), events::add))
+                .isInstanceOf(org.vbake.api.BadInputException.class)
+                .hasMessage("--authfile names " + dir + ", which is a directory, not an auth file");
+        Path empty = write("empty.json", "");
+        assertThatThrownBy(() -> RegistryAuth.load(empty, env(), events::add))
+                .hasMessage("--authfile names " + empty + ", which is empty");
+        assertThatThrownBy(() -> RegistryAuth.load(null, env("REGISTRY_AUTH_FILE", dir.toString()), events::add))
+                .hasMessage("REGISTRY_AUTH_FILE names " + dir + ", which is a directory, not an auth file");
+        Path missing = tmp.resolve("missing.json");
+        assertThatThrownBy(() -> RegistryAuth.load(missing, env(), events::add))
+                .hasMessage("--authfile names " + missing + ", which does not exist");
+    }
+
+    @Test
     void dockerConfigReplacesHomeDockerAsDockerDoes() throws Exception {
         write("home/.docker/config.json", auths("quay.io", "home", "x"));
         Path custom = write("custom/config.json", auths("ghcr.io", "custom", "y"));
