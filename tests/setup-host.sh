@@ -3,6 +3,7 @@
 # arches, the guest image builders, Java and Maven. Idempotent; needs root.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "setup-host: run this as root, or install sudo" >&2; exit 2; }
     exec sudo "$0" "$@"
 fi
 export DEBIAN_FRONTEND=noninteractive

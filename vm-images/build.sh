@@ -3,22 +3,24 @@
 #   vmlinuz, initrd.img (busybox + the modules needed to reach the disks), tools.squashfs (the
 #   engine's userland, read-only), kernel.config, and manifest.json (package versions, sha256).
 #
-#   build.sh --suite trixie --arch aarch64 --runtime docker --out DIR
+#   build.sh --suite trixie --arch aarch64 --runtime docker --out DIR [--owner UID:GID]
 #
+# --owner: run as root (sudo) for another user, whose cache DIR is: the files are given to them.
 # Needs root (mmdebstrap --mode=root keeps file owners and capabilities right for mksquashfs),
 # mmdebstrap, squashfs-tools, kmod, cpio, xz-utils and golang-go on the host. Two runs with the same
 # package versions give the same bytes: times come from SOURCE_DATE_EPOCH and every list is sorted.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-suite=trixie arch= runtime= out= mirror=${VBAKE_DEBIAN_MIRROR:-}
-usage() { echo "usage: $0 --suite SUITE --arch aarch64|x86_64 --runtime docker|podman --out DIR" >&2; exit 2; }
+suite=trixie arch= runtime= out= owner= mirror=${VBAKE_DEBIAN_MIRROR:-}
+usage() { echo "usage: $0 --suite SUITE --arch aarch64|x86_64 --runtime docker|podman --out DIR [--owner UID:GID]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --suite) suite=$2; shift 2 ;;
         --arch) arch=$2; shift 2 ;;
         --runtime) runtime=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --owner) owner=$2; shift 2 ;;
         --mirror) mirror=$2; shift 2 ;;
         *) usage ;;
     esac
@@ -31,6 +33,7 @@ case "$arch" in
 esac
 [ -f "$here/packages/$runtime.list" ] || { echo "build.sh: unknown runtime '$runtime' (docker, podman)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "build.sh: building guest images needs root (mmdebstrap --mode=root); run it once with sudo" >&2; exit 2; }
+case "$owner" in ''|[0-9]*:[0-9]*) ;; *) usage ;; esac
 for tool in mmdebstrap mksquashfs depmod cpio xz go; do
     command -v "$tool" >/dev/null || { echo "build.sh: '$tool' is missing; run tests/setup-host.sh (or apt-get install mmdebstrap squashfs-tools kmod cpio xz-utils golang-go)" >&2; exit 2; }
 done
@@ -87,7 +90,8 @@ mkdir -p "$root"/{proc,sys,dev,run,tmp,mnt}
 chmod 1777 "$root/tmp"
 rm -rf "$root/var/run" && ln -s ../run "$root/var/run"
 echo vbake > "$root/etc/hostname"
-# The guest has no network; the host's resolver settings that mmdebstrap copied in mean nothing there.
+# The guest reaches no outside network (a resident guest's NIC is QEMU user-mode with restrict=on);
+# the host's resolver settings that mmdebstrap copied in mean nothing there.
 rm -f "$root/etc/resolv.conf" && : > "$root/etc/resolv.conf"
 printf 'PRETTY_NAME="vbake guest (Debian %s)"\nNAME="vbake guest"\nID=vbake\nID_LIKE=debian\nVERSION_CODENAME=%s\n' "$suite" "$suite" > "$root/usr/lib/os-release"
 ln -sf ../usr/lib/os-release "$root/etc/os-release"
@@ -146,6 +150,7 @@ sha() { sha256sum "$work/$1" | cut -d' ' -f1; }
 } > "$work/manifest.json"
 
 for f in vmlinuz initrd.img tools.squashfs kernel.config manifest.json; do
+    [ -z "$owner" ] || chown "$owner" "$work/$f"
     mv -f "$work/$f" "$out/$f"
 done
 step "done: $(du -sh "$out/tools.squashfs" | cut -f1) tools disk, $(du -sh "$out/initrd.img" | cut -f1) initramfs"

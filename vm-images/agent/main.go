@@ -45,6 +45,8 @@ func run(args []string) int {
 			return exportTreeCommand(args[1:], os.Stdout, os.Stderr)
 		case "import-tree":
 			return importTreeCommand(args[1:], os.Stdin, os.Stderr)
+		case "merge-tree":
+			return mergeTreeCommand(args[1:], os.Stdin, os.Stderr)
 		case "disk":
 			return diskCommand(args[1:], os.Stdout, os.Stderr)
 		case "engine-get":

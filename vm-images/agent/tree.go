@@ -42,12 +42,14 @@ func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 // error (the host then discards the partial output), 2 on bad usage.
 func exportTreeCommand(args []string, stdout, stderr io.Writer) int {
 	const usage = "usage: vbake-agent export-tree --root DIR [--exclude REL]... [--docker-containers DRIVER] " +
-		"[--mtime-clamp EPOCH_SECONDS] [--stats]"
+		"[--skip-xattr NAME]... [--mtime-clamp EPOCH_SECONDS] [--stats]"
 	flags := flag.NewFlagSet("export-tree", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	root := flags.String("root", "", "directory to export")
 	var excludes stringList
 	flags.Var(&excludes, "exclude", "path relative to --root to leave out with its subtree (repeatable)")
+	var skipXattrs stringList
+	flags.Var(&skipXattrs, "skip-xattr", "leave this extended attribute out (repeatable; e.g. the host's security.selinux)")
 	dockerContainers := flags.String("docker-containers", "",
 		"leave out docker's containers (configs, writable layers and their links) for this storage driver")
 	clamp := flags.Int64("mtime-clamp", -1, "write no mtime later than this (seconds since the epoch)")
@@ -65,6 +67,10 @@ func exportTreeCommand(args []string, stdout, stderr io.Writer) int {
 		links:   map[fileID]string{},
 		warn:    stderr,
 		buf:     make([]byte, treeBufferSize),
+		skipX:   map[string]bool{},
+	}
+	for _, x := range skipXattrs {
+		e.skipX[x] = true
 	}
 	for _, x := range excludes {
 		rel, err := cleanRel(x)
@@ -106,6 +112,7 @@ type exporter struct {
 	clamp   int64             // negative: no clamp
 	links   map[fileID]string // inode -> tar name of its first path
 	rootDev uint64            // mounts below the root (a container's merged dir) are not descended into
+	skipX   map[string]bool   // extended attributes left out
 	warn    io.Writer
 	buf     []byte
 	tw      *tar.Writer
@@ -241,11 +248,14 @@ func (e *exporter) entry(rel, full string, st *syscall.Stat_t) error {
 	if err != nil {
 		return err
 	}
-	if len(xattrs) > 0 {
-		hdr.PAXRecords = map[string]string{}
-		for name, value := range xattrs {
-			hdr.PAXRecords[xattrPAXPrefix+name] = value
+	for name, value := range xattrs {
+		if e.skipX[name] {
+			continue
 		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords[xattrPAXPrefix+name] = value
 	}
 	if err := e.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("%s: %v", full, err)
@@ -526,18 +536,29 @@ func (im *importer) owner(full string, hdr *tar.Header) error {
 // parents makes sure every parent of rel is a real directory below the root, creating missing
 // ones. A symlink on the way is refused: following it could write outside the root.
 func (im *importer) parents(rel string) error {
+	return makeParents(im.path, im.known, rel)
+}
+
+// errBelowSymlink: a path whose parent is a symlink, which nothing is written through.
+var errBelowSymlink = errors.New("is a symlink; nothing is written through one")
+
+// makeParents makes every parent directory of rel (below the root that path maps "" to) a real
+// directory, creating missing ones (0755). known caches the relative directories checked.
+func makeParents(path func(string) string, known map[string]bool, rel string) error {
 	for i := 0; i < len(rel); i++ {
 		if rel[i] != '/' {
 			continue
 		}
 		p := rel[:i]
-		if im.known[p] {
+		if known[p] {
 			continue
 		}
-		full := im.path(p)
+		full := path(p)
 		fi, err := os.Lstat(full)
 		switch {
 		case err == nil && fi.IsDir():
+		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("parent ./%s %w", p, errBelowSymlink)
 		case err == nil:
 			return fmt.Errorf("parent ./%s is not a directory", p)
 		case errors.Is(err, fs.ErrNotExist):
@@ -547,7 +568,7 @@ func (im *importer) parents(rel string) error {
 		default:
 			return err
 		}
-		im.known[p] = true
+		known[p] = true
 	}
 	return nil
 }

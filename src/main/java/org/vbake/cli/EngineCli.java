@@ -18,6 +18,7 @@ import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
 import java.util.Set;
 import org.vbake.image.GuestImages;
+import org.vbake.image.HostAgent;
 import org.vbake.instance.StateDir;
 import org.vbake.runtime.ContainerRuntime;
 import org.vbake.session.PartitionExporter;
@@ -345,8 +346,10 @@ final class EngineCli {
         RunArgs runArgs = List.of("run", "exec", "create").contains(words.get(0))
                 ? RunArgs.parse(words.subList(1, words.size())) : null;
         List<PublishedPorts.Port> ports = runArgs != null ? PublishedPorts.parse(runArgs) : List.of();
-        if (runArgs != null) {
+        Path hostAgent = null;
+        if (runArgs != null && !runArgs.volumes().isEmpty()) {
             HostVolumes.check(runArgs);
+            hostAgent = new HostAgent(cacheRoot(options), new CommonsExecRunner(), events).ensure();
         }
         if (!ports.isEmpty()) {
             if (!attached) {
@@ -418,8 +421,8 @@ final class EngineCli {
                 }
                 boolean restart = attached && (args.inputStorage != null || plan.needsEngineRestart());
                 AutoCloseable exclusive = restart ? session.exclusive() : null;
-                HostVolumes volumes = runArgs != null && !runArgs.volumes().isEmpty()
-                        ? new HostVolumes(session, runArgs, transfer + "/volumes", events, err, config.prog()) : null;
+                HostVolumes volumes = hostAgent != null ? new HostVolumes(session, runArgs, transfer + "/volumes", events,
+                        err, config.prog(), hostAgent, runner) : null;
                 HostCommands.Plan runPlan = plan;
                 int code;
                 try {
@@ -448,7 +451,13 @@ final class EngineCli {
                         session.check(List.of("sync", "-f", runtime.storagePath()), "sync the state disk");
                     }
                     if (volumes != null) {
-                        volumes.copyOut();
+                        try {
+                            volumes.copyOut();
+                        } catch (VbakeException e) {
+                            // The container's own exit code wins; a successful one becomes a failure.
+                            err.println(config.prog() + ": " + e.getMessage());
+                            code = code != 0 ? code : e.exitCode();
+                        }
                     }
                 } finally {
                     if ((attached && staged) || (volumes != null && !volumes.keepInGuest())) {

@@ -304,7 +304,7 @@ final class HostCommands {
             return passthrough(prepend("import", args));
         }
         if (file.matches("^[a-z]+://.*")) {
-            throw new BadInputException("import: " + file + ": the guest has no network; download it first");
+            throw new BadInputException("import: " + file + ": the guest reaches no network; download it first");
         }
         return rootfsPlan(Path.of(file), name, options, disk);
     }

@@ -14,8 +14,9 @@ import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.VbakeException;
+import org.vbake.image.HostAgent;
+import org.vbake.process.ProcessRunner;
 import org.vbake.session.GuestSession;
-import org.vbake.storage.HostTrees;
 
 /**
  * {@code -v HOST_DIR:CTR[:ro]} for a container in the guest, by copying: the host directory is
@@ -23,8 +24,16 @@ import org.vbake.storage.HostTrees;
  * after a foreground command the copy comes back over the host directory (new and changed files;
  * nothing on the host is deleted). {@code :ro} volumes are not copied back. A detached container
  * keeps its copy in the guest: what it writes later does not reach the host.
+ *
+ * <p>Both directions go through the agent's own tree tools built for the host ({@link HostAgent}):
+ * hardlinks, FIFOs, modes and names that are not UTF-8 come through as they are; each file comes
+ * back atomically under a fresh temporary name, so no name the container chooses gets in the way.
+ * What a non-root user cannot keep (device nodes, setuid/setgid bits, other users' files) is
+ * named in one warning.
  */
 final class HostVolumes {
+
+    private static final Duration COPY_TIMEOUT = Duration.ofHours(2);
 
     private final GuestSession session;
     private final RunArgs runArgs;
@@ -32,15 +41,19 @@ final class HostVolumes {
     private final EventListener events;
     private final PrintStream err;
     private final String prog;
+    private final Path hostAgent;
+    private final ProcessRunner runner;
 
     HostVolumes(GuestSession session, RunArgs runArgs, String guestRoot, EventListener events, PrintStream err,
-            String prog) {
+            String prog, Path hostAgent, ProcessRunner runner) {
         this.session = session;
         this.runArgs = runArgs;
         this.guestRoot = guestRoot;
         this.events = events;
         this.err = err;
         this.prog = prog;
+        this.hostAgent = hostAgent;
+        this.runner = runner;
     }
 
     /**
@@ -75,7 +88,17 @@ final class HostVolumes {
             Path host = v.host();
             String guest = guestRoot + "/" + n++;
             long t0 = System.nanoTime();
-            session.copyIn(guest, out -> HostTrees.writeTar(host, out));
+            AtomicReference<String> failure = new AtomicReference<>();
+            session.copyIn(guest, out -> {
+                List<String> errors = new ArrayList<>();
+                ProcessRunner.Result r = runner.pipe(List.of(hostAgent.toString(), "export-tree", "--root",
+                        host.toString(), "--skip-xattr", "security.selinux"), null, out, COPY_TIMEOUT, errors::add);
+                errors.forEach(line -> events.on(new Event.Debug(line)));
+                if (!r.ok()) {
+                    failure.set(errors.isEmpty() ? "exit code " + r.exitCode() : errors.get(errors.size() - 1));
+                    throw new IOException(failure.get());
+                }
+            });
             events.on(new Event.Phase("volume " + host + " copied in", Duration.ofNanos(System.nanoTime() - t0)));
             // Indexes are relative to the words after the verb.
             rewritten.set(v.index() + 1, v.rewritten(guest));
@@ -87,47 +110,85 @@ final class HostVolumes {
         return rewritten;
     }
 
-    /** Copies the guest's copies back over the host directories (not {@code :ro}, not for {@code -d}). */
+    /**
+     * Copies the guest's copies back over the host directories (not {@code :ro}, not for
+     * {@code -d}). Every volume is tried; the first failure is thrown after all were.
+     */
     void copyOut() throws VbakeException, InterruptedException {
         if (runArgs.detach()) {
             return;
         }
         int n = 0;
+        VbakeException first = null;
         for (RunArgs.HostVolume v : runArgs.volumes()) {
             String guest = guestRoot + "/" + n++;
             if (v.readOnly()) {
                 continue;
             }
-            long t0 = System.nanoTime();
-            AtomicReference<Exception> failure = new AtomicReference<>();
-            PipedInputStream in = new PipedInputStream(1 << 20);
-            Thread extractor;
             try {
-                PipedOutputStream out = new PipedOutputStream(in);
-                extractor = new Thread(() -> {
-                    try (in) {
-                        HostTrees.extractTar(in, v.host());
-                        in.transferTo(java.io.OutputStream.nullOutputStream());
-                    } catch (IOException | RuntimeException e) {
-                        failure.set(e);
-                    }
-                }, "vbake-volume-out");
-                extractor.setDaemon(true);
-                extractor.start();
-                try (out) {
-                    session.copyOut(guest, out);
-                } catch (IOException e) {
-                    // the extractor failed first: reported below
+                copyOut(guest, v.host());
+            } catch (VbakeException e) {
+                if (first == null) {
+                    first = e;
+                } else {
+                    err.println(prog + ": " + e.getMessage());
                 }
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
             }
-            extractor.join();
-            if (failure.get() != null) {
-                throw new VbakeException(ExitCodes.FAILURE, "cannot copy the volume back to " + v.host() + ": "
-                        + failure.get().getMessage(), null, failure.get());
-            }
-            events.on(new Event.Phase("volume " + v.host() + " copied out", Duration.ofNanos(System.nanoTime() - t0)));
         }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    private void copyOut(String guest, Path host) throws VbakeException, InterruptedException {
+        long t0 = System.nanoTime();
+        AtomicReference<Exception> failure = new AtomicReference<>();
+        List<String> errors = java.util.Collections.synchronizedList(new ArrayList<>());
+        PipedInputStream in = new PipedInputStream(1 << 20);
+        Thread merger;
+        try {
+            PipedOutputStream out = new PipedOutputStream(in);
+            merger = new Thread(() -> {
+                try (in) {
+                    ProcessRunner.Result r = runner.pipe(List.of(hostAgent.toString(), "merge-tree", "--root",
+                            host.toString()), in, null, COPY_TIMEOUT, errors::add);
+                    in.transferTo(java.io.OutputStream.nullOutputStream());
+                    if (!r.ok()) {
+                        failure.set(new IOException(lastError(errors, r.exitCode())));
+                    }
+                } catch (IOException | RuntimeException e) {
+                    failure.set(e);
+                }
+            }, "vbake-volume-out");
+            merger.setDaemon(true);
+            merger.start();
+            try (out) {
+                session.copyOut(guest, out);
+            } catch (IOException e) {
+                // the merger failed first: reported below
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        merger.join();
+        for (String line : errors) {
+            if (line.startsWith("merge-tree: warning: ")) {
+                err.println(prog + ": warning: " + host + ": " + line.substring("merge-tree: warning: ".length()));
+            }
+        }
+        if (failure.get() != null) {
+            throw new VbakeException(ExitCodes.FAILURE, "cannot copy the volume back to " + host + ": "
+                    + failure.get().getMessage(), null, failure.get());
+        }
+        events.on(new Event.Phase("volume " + host + " copied out", Duration.ofNanos(System.nanoTime() - t0)));
+    }
+
+    private static String lastError(List<String> errors, int code) {
+        for (int i = errors.size() - 1; i >= 0; i--) {
+            if (!errors.get(i).startsWith("merge-tree: warning: ")) {
+                return errors.get(i).replaceFirst("^merge-tree: ", "");
+            }
+        }
+        return "exit code " + code;
     }
 }

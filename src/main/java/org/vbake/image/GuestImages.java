@@ -125,9 +125,19 @@ public final class GuestImages {
                 Files.createDirectories(target.getParent());
                 Files.write(target, e.getValue());
             }
-            List<String> argv = List.of("bash", recipeDir.resolve("build.sh").toString(),
+            List<String> argv = new ArrayList<>();
+            String owner = unprivilegedOwner();
+            if (owner != null) {
+                // mmdebstrap --mode=root needs root: a user with sudo builds through it (as the
+                // README's set-up leaves it: credentials cached, no prompt), and gets the files.
+                argv.addAll(List.of("sudo", "-n", "--"));
+            }
+            argv.addAll(List.of("bash", recipeDir.resolve("build.sh").toString(),
                     "--suite", suite, "--arch", arch.id(), "--runtime", runtime.id(),
-                    "--out", image.dir().toString());
+                    "--out", image.dir().toString()));
+            if (owner != null) {
+                argv.addAll(List.of("--owner", owner));
+            }
             ProcessRunner.Result result = runner.run(argv, Map.of(), BUILD_TIMEOUT, line -> {
                 synchronized (log) {
                     log.println(line);
@@ -139,6 +149,10 @@ public final class GuestImages {
             });
             if (!result.ok()) {
                 String last = result.tail().isEmpty() ? "" : ": " + result.tail().get(result.tail().size() - 1);
+                if (owner != null && last.contains("password is required")) {
+                    throw new GuestException("building the guest image needs root, and sudo asks for a password: "
+                            + "run 'sudo -v' first, then this command again", image.buildLog(), null);
+                }
                 if (result.exitCode() == 2) {
                     throw new GuestException("guest image build cannot start" + last, image.buildLog(), null);
                 }
@@ -150,6 +164,28 @@ public final class GuestImages {
         }
         Files.writeString(image.dir().resolve("key"), image.key() + "\n", StandardCharsets.UTF_8);
         events.on(new Event.Phase("image build", Duration.ofNanos(System.nanoTime() - started)));
+    }
+
+    /**
+     * {@code UID:GID} of this process when it is not root and sudo is there to build with; null
+     * as root, or without sudo (build.sh then says that it needs root).
+     */
+    private static String unprivilegedOwner() {
+        try {
+            int uid = (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+            int gid = (Integer) Files.getAttribute(Path.of("/proc/self"), "unix:gid");
+            if (uid == 0) {
+                return null;
+            }
+            for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
+                if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, "sudo"))) {
+                    return uid + ":" + gid;
+                }
+            }
+            return null;
+        } catch (IOException | UnsupportedOperationException | ClassCastException e) {
+            return null;
+        }
     }
 
     static String key(Map<String, byte[]> recipe, String suite, Arch arch, RuntimeKind runtime) {

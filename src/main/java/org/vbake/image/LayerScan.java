@@ -142,13 +142,13 @@ public final class LayerScan {
                 break;
             }
             String name = e.getName();
-            String path = join(ROOT, name);
+            String path = TarPaths.join(ROOT, name);
             if (!inside(path)) {
                 throw new BadInputException(what + ": entry '" + name + "' lies outside the layer's root",
                         "the engine would refuse this layer; it is not a valid image");
             }
             if (e.isLink()) {
-                String target = join(ROOT, e.getLinkName());
+                String target = TarPaths.join(ROOT, e.getLinkName());
                 if (!inside(target)) {
                     throw new BadInputException(what + ": hardlink '" + name + "' -> '" + e.getLinkName()
                             + "' points outside the layer's root", "the engine would refuse this layer");
@@ -160,7 +160,7 @@ public final class LayerScan {
                 }
             } else if (e.isSymbolicLink()) {
                 String dir = path.substring(0, path.lastIndexOf('/'));
-                if (!inside(join(dir.isEmpty() ? "/" : dir, e.getLinkName()))) {
+                if (!inside(TarPaths.join(dir.isEmpty() ? "/" : dir, e.getLinkName()))) {
                     throw new BadInputException(what + ": symlink '" + name + "' -> '" + e.getLinkName()
                             + "' climbs out of the layer's root", "the engine would refuse this layer");
                 }
@@ -171,23 +171,6 @@ public final class LayerScan {
         }
         // The end-of-archive blocks and anything after them are part of the diff_id too.
         in.drain();
-    }
-
-    /** The path {@code name} names below {@code dir}, as Go's filepath.Join cleans it (".." may climb out). */
-    static String join(String dir, String name) {
-        String joined = dir + "/" + name;
-        java.util.ArrayDeque<String> parts = new java.util.ArrayDeque<>();
-        for (String part : joined.split("/")) {
-            if (part.isEmpty() || part.equals(".")) {
-                continue;
-            }
-            if (part.equals("..")) {
-                parts.pollLast();
-            } else {
-                parts.addLast(part);
-            }
-        }
-        return "/" + String.join("/", parts);
     }
 
     private static boolean inside(String path) {

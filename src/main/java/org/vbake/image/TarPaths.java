@@ -11,8 +11,16 @@ public final class TarPaths {
 
     /** {@code ./a//b/../c/}, {@code /a/c} and {@code a/c} all name {@code a/c}; never climbs above the root. */
     public static String normalize(String name) {
+        return join("/", name).substring(1);
+    }
+
+    /**
+     * {@code dir/name} cleaned as Go's {@code filepath.Join} does (the engines' own check): an
+     * absolute path, with {@code ..} climbing out of {@code dir} when there are enough of them.
+     */
+    public static String join(String dir, String name) {
         Deque<String> parts = new ArrayDeque<>();
-        for (String part : name.split("/")) {
+        for (String part : (dir + "/" + name).split("/")) {
             if (part.isEmpty() || part.equals(".")) {
                 continue;
             }
@@ -22,6 +30,6 @@ public final class TarPaths {
                 parts.addLast(part);
             }
         }
-        return String.join("/", parts);
+        return "/" + String.join("/", parts);
     }
 }

@@ -28,6 +28,24 @@ public final class CommonsExecRunner implements ProcessRunner {
     @Override
     public Result run(List<String> argv, Map<String, String> extraEnv, Duration timeout, Consumer<String> lines)
             throws IOException {
+        Map<String, String> env = new HashMap<>(System.getenv());
+        env.putAll(extraEnv);
+        return execute(argv, env, null, null, timeout, lines);
+    }
+
+    @Override
+    public Result pipe(List<String> argv, java.io.InputStream stdin, java.io.OutputStream stdout, Duration timeout,
+            Consumer<String> stderrLines) throws IOException {
+        return execute(argv, null, stdin != null ? stdin : java.io.InputStream.nullInputStream(),
+                stdout != null ? stdout : java.io.OutputStream.nullOutputStream(), timeout, stderrLines);
+    }
+
+    /**
+     * Runs to completion. With {@code stdout} null, stdout and stderr are merged into
+     * {@code lines}; otherwise stdout goes there and only stderr to {@code lines}.
+     */
+    private static Result execute(List<String> argv, Map<String, String> env, java.io.InputStream stdin,
+            java.io.OutputStream stdout, Duration timeout, Consumer<String> lines) throws IOException {
         Deque<String> tail = new ArrayDeque<>();
         LogOutputStream sink = new LogOutputStream() {
             @Override
@@ -43,15 +61,13 @@ public final class CommonsExecRunner implements ProcessRunner {
         };
         ExecuteWatchdog watchdog = ExecuteWatchdog.builder().setTimeout(timeout).get();
         DefaultExecutor executor = DefaultExecutor.builder().get();
-        executor.setStreamHandler(new PumpStreamHandler(sink, sink, null));
+        executor.setStreamHandler(new PumpStreamHandler(stdout != null ? stdout : sink, sink, stdin));
         executor.setWatchdog(watchdog);
         executor.setExitValues(null);
         executor.setProcessDestroyer(new ShutdownHookProcessDestroyer());
-        Map<String, String> env = new HashMap<>(System.getenv());
-        env.putAll(extraEnv);
         int code;
         try {
-            code = executor.execute(commandLine(argv), env);
+            code = env != null ? executor.execute(commandLine(argv), env) : executor.execute(commandLine(argv));
         } catch (ExecuteException e) {
             code = e.getExitValue();
         } finally {

@@ -21,6 +21,14 @@ public interface ProcessRunner {
             throws IOException;
 
     /**
+     * Runs a command to completion with {@code stdin} as its input and its output written to
+     * {@code stdout} (either may be null: nothing in, output discarded); each stderr line goes to
+     * {@code stderrLines}. For helpers that filter a stream.
+     */
+    Result pipe(List<String> argv, java.io.InputStream stdin, java.io.OutputStream stdout, Duration timeout,
+            Consumer<String> stderrLines) throws IOException;
+
+    /**
      * Starts a long-running command whose output goes to {@code logFile} (appended). The process is
      * started from a thread that lives as long as the process, which matters for parent-death signals.
      */

@@ -43,7 +43,8 @@ final class DockerRuntime implements ContainerRuntime {
 
     @Override
     public EngineRequest engine(long timeoutMillis) {
-        // The guest has no network: no iptables rules or default bridge to set up, which also
+        // Cold guests have no network device, and a resident guest's containers share its own
+        // (-p forwards to the guest): no iptables rules or default bridge to set up, which also
         // saves seconds of TCG time at start-up. Containers get network "none" unless told otherwise.
         List<String> argv = List.of("dockerd",
                 "--data-root=" + DATA_ROOT,

@@ -7,7 +7,7 @@ import java.util.List;
  * Reads back the engine command an autostart unit runs (a systemd {@code ExecStart=} of docker
  * units, or a Quadlet {@code .container} file) as a detached {@code run} argv for the guest, so
  * {@code vbake verify} can start each container as the target's init would. Port publishing is
- * dropped (the guest has no network) and the container is put on network {@code none}.
+ * dropped (a verify guest has no network device) and the container is put on network {@code none}.
  */
 final class AutostartCommand {
 

@@ -67,7 +67,7 @@ public final class StoreVerifier {
     /**
      * Also starts each autostart unit (a bake's {@code systemd/*.service} or {@code quadlet/*.container})
      * the way the target would, and checks its container is running a moment later. Port
-     * publishing is left out: the guest has no network.
+     * publishing is left out: a verify guest has no network device.
      */
     public Report verify(Path tree, GuestOptions options, List<String> command, List<Path> units)
             throws VbakeException, InterruptedException, IOException {

@@ -1,25 +1,21 @@
 package org.vbake.storage;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermission;
-import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
 import java.util.stream.Stream;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 
 /**
- * Host directories to and from tar streams, for copying files into a running guest
- * ({@code vbake-agent import-tree}) and back ({@code export-tree}): inputs for a resident guest
- * and {@code -v} volumes. As an unprivileged user: modes are kept, owners are not.
+ * vbake's own staged files (inputs for a resident guest) as a tar stream for the guest's
+ * {@code vbake-agent import-tree}: modes kept, owners not. A user's directories ({@code -v}) go
+ * through the agent's tools built for the host instead (see {@code HostAgent}).
  */
 public final class HostTrees {
 
@@ -65,62 +61,6 @@ public final class HostTrees {
         tar.flush();
     }
 
-    /**
-     * Unpacks a tar over {@code dir}: new and changed files are written, nothing is deleted.
-     * Entries that would land outside {@code dir} are refused.
-     *
-     * @return the number of files and links written
-     */
-    public static int extractTar(InputStream in, Path dir) throws IOException {
-        Path root = dir.toAbsolutePath().normalize();
-        Files.createDirectories(root);
-        int written = 0;
-        TarArchiveInputStream tar = new TarArchiveInputStream(in);
-        TarArchiveEntry e;
-        while ((e = tar.getNextTarEntry()) != null) {
-            String name = e.getName();
-            while (name.startsWith("./")) {
-                name = name.substring(2);
-            }
-            if (name.isEmpty() || name.equals(".") || name.equals("./")) {
-                continue;
-            }
-            Path target = root.resolve(name).normalize();
-            if (!target.startsWith(root) || target.equals(root)) {
-                throw new IOException("tar entry outside the destination: " + e.getName());
-            }
-            Path parent = target.getParent();
-            if (Files.isSymbolicLink(parent)) {
-                throw new IOException("tar entry below a symlink: " + e.getName());
-            }
-            Files.createDirectories(parent);
-            if (e.isDirectory()) {
-                if (!Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
-                    Files.deleteIfExists(target);
-                    Files.createDirectory(target);
-                }
-                setMode(target, e.getMode() | 0700);
-            } else if (e.isSymbolicLink()) {
-                if (Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
-                    continue;   // do not replace a host directory by a link
-                }
-                Files.deleteIfExists(target);
-                Files.createSymbolicLink(target, Path.of(e.getLinkName()));
-                written++;
-            } else if (e.isFile() && !e.isLink()) {
-                if (Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
-                    continue;
-                }
-                Path tmp = target.resolveSibling("." + target.getFileName() + ".vbake-new");
-                Files.copy(tar, tmp, StandardCopyOption.REPLACE_EXISTING);
-                setMode(tmp, e.getMode() | 0600);
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-                written++;
-            }
-        }
-        return written;
-    }
-
     private static int mode(Path p) throws IOException {
         int m = 0;
         Set<PosixFilePermission> perms = Files.getPosixFilePermissions(p, LinkOption.NOFOLLOW_LINKS);
@@ -131,16 +71,5 @@ public final class HostTrees {
             }
         }
         return m;
-    }
-
-    private static void setMode(Path p, int mode) throws IOException {
-        Set<PosixFilePermission> perms = EnumSet.noneOf(PosixFilePermission.class);
-        PosixFilePermission[] order = PosixFilePermission.values();
-        for (int i = 0; i < order.length; i++) {
-            if ((mode & (1 << (8 - i))) != 0) {
-                perms.add(order[i]);
-            }
-        }
-        Files.setPosixFilePermissions(p, perms);
     }
 }

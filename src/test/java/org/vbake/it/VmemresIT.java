@@ -172,6 +172,10 @@ class VmemresIT {
     }
 
     /** vdkr's config file for the launched clients (removed by the test when done). */
+    private static void signal(String name, long pid) throws IOException, InterruptedException {
+        assertThat(new ProcessBuilder("kill", "-" + name, Long.toString(pid)).start().waitFor()).isZero();
+    }
+
     private static void config(String content) throws IOException {
         Files.createDirectories(work.resolve("config/vdkr"));
         Files.writeString(work.resolve("config/vdkr/config"), content);
@@ -503,6 +507,37 @@ class VmemresIT {
         assertThat(data.resolve("sub/out.txt")).hasContent("written in the container");
         assertThat(data.resolve("in.txt")).hasContent("from the host");
         assertThat(ro.resolve("nope.txt")).doesNotExist();
+
+        // Fidelity: a second hardlink name, a FIFO, a device, setuid, a name that is not UTF-8, a
+        // name like the old temporary file's, and the container's own exit code.
+        Path v = Files.createDirectories(work.resolve("fidelity"));
+        Files.writeString(v.resolve("f"), "old\n");
+        Result f = vdkr(state, Map.of(), "run", "--rm", "-v", v + ":/v", "local/small:1", "sh", "-c",
+                "cd /v && echo new > f && echo linked > a && busybox ln a b && busybox mkfifo p "
+                        + "&& busybox mknod c c 1 3 && echo s > suid && busybox chmod 4755 suid "
+                        + "&& printf latin1 > \"$(printf 'caf\\351')\" && echo chosen > .f.vbake-new; exit 7");
+        assertThat(f.code()).as(f.err()).isEqualTo(7);
+        assertThat(v.resolve("f")).hasContent("new");
+        assertThat(v.resolve(".f.vbake-new")).hasContent("chosen");
+        assertThat(Files.getAttribute(v.resolve("a"), "unix:ino")).isEqualTo(Files.getAttribute(v.resolve("b"), "unix:ino"));
+        assertThat(Files.getAttribute(v.resolve("a"), "unix:nlink")).isEqualTo(2);
+        assertThat((int) Files.getAttribute(v.resolve("p"), "unix:mode") & 0170000).isEqualTo(0010000);
+        // Java cannot name the file; the shell can, byte for byte.
+        Process cat = new ProcessBuilder("sh", "-c", "cat \"$(printf 'caf\\351')\"").directory(v.toFile()).start();
+        assertThat(new String(cat.getInputStream().readAllBytes(), StandardCharsets.US_ASCII)).isEqualTo("latin1");
+        boolean root = "root".equals(System.getProperty("user.name"));
+        int suid = (int) Files.getAttribute(v.resolve("suid"), "unix:mode") & 07777;
+        if (root) {
+            assertThat((int) Files.getAttribute(v.resolve("c"), "unix:mode") & 0170000).isEqualTo(0020000);
+            assertThat(suid).isEqualTo(04755);
+        } else {
+            assertThat(v.resolve("c")).doesNotExist();
+            assertThat(suid).isEqualTo(0755);
+            assertThat(f.err()).contains("warning: " + v + ": not kept (device nodes: \"c\"; setuid/setgid bits: \"suid\")");
+        }
+        try (var list = Files.list(v)) {
+            assertThat(list.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith(".vbake-merge-"));
+        }
     }
 
     @Test
@@ -559,8 +594,9 @@ class VmemresIT {
         ok(vdkr(resident, Map.of(), "--storage", afterRm.toString(), "images"));
         assertThat(entryNames(afterRm)).isEqualTo(images);
 
-        assertThat(vdkr(resident, Map.of(), "run", "--name", "failed", "local/small:1", "false").code()).isEqualTo(1);
-        ok(vdkr(resident, Map.of(), "run", "-d", "--name", "detached", "local/small:1", "sleep", "600"));
+        assertThat(vdkr(resident, Map.of(), "run", "--name", "failed", "local/small:1", "sh", "-c", "exit 3").code())
+                .isEqualTo(3);
+        ok(vdkr(resident, Map.of(), "run", "-d", "--name", "detached", "local/small:1", "busybox", "sleep", "600"));
         Path withContainers = work.resolve("with-containers.tar");
         Result exported = ok(vdkr(resident, Map.of(), "--storage", withContainers.toString(), "images"));
         assertThat(exported.err()).contains("left out 2 container(s) of the export (--storage-containers keeps them)");
@@ -576,6 +612,42 @@ class VmemresIT {
         Result coldExport = ok(vdkr(resident, Map.of(), "--storage", coldWithContainers.toString(), "images"));
         assertThat(coldExport.err()).contains("left out 2 container(s)");
         assertThat(entryNames(coldWithContainers)).isEqualTo(images);
+
+        ok(vdkr(resident, Map.of(), "vimport", big.toString(), "local/big:1"));
+        // Ctrl-C while the tree is exported: exit 130 like any interrupted command, nothing left.
+        // QEMU is paused as soon as the export begins (96 MiB take a good second), so the Ctrl-C
+        // lands in it.
+        Path interrupted = work.resolve("interrupted.tar");
+        Path errFile = work.resolve("interrupted.err");
+        List<String> argv = new ArrayList<>(launcher("vdkr"));
+        argv.addAll(List.of("-a", "aarch64", "--state-dir", resident.toString(), "--storage", interrupted.toString(),
+                "images"));
+        Process client = new ProcessBuilder(argv).redirectErrorStream(false).redirectError(errFile.toFile())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
+        Path pidFile = resident.resolve("trixie/run/qemu.pid");
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+        while (!(Files.exists(errFile) && Files.readString(errFile).contains("exporting"))) {
+            assertThat(System.nanoTime()).as("no export started").isLessThan(deadline);
+            Thread.sleep(10);
+        }
+        long qemu = Long.parseLong(Files.readString(pidFile).strip());
+        signal("STOP", qemu);
+        try {
+            signal("INT", client.pid());
+            Thread.sleep(1000);
+        } finally {
+            signal("CONT", qemu);
+        }
+        assertThat(client.waitFor(2, TimeUnit.MINUTES)).isTrue();
+        String interruptedErr = Files.readString(errFile);
+        assertThat(client.exitValue()).as(interruptedErr).isEqualTo(130);
+        assertThat(interruptedErr).contains("vdkr: interrupted");
+        assertThat(interrupted).doesNotExist();
+        try (var list = Files.list(work)) {
+            assertThat(list.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith(".interrupted.tar."));
+        }
+        assertThat(ok(vdkr(resident, Map.of(), "images", "-q")).out()).contains(smallId().substring(7, 19));
     }
 
     /**
