@@ -47,6 +47,10 @@ func run(args []string) int {
 			return importTreeCommand(args[1:], os.Stdin, os.Stderr)
 		case "merge-tree":
 			return mergeTreeCommand(args[1:], os.Stdin, os.Stderr)
+		case "suspend-prepare":
+			return suspendPrepareCommand(args[1:], os.Stderr)
+		case "resume-finish":
+			return resumeFinishCommand(args[1:], os.Stderr)
 		case "disk":
 			return diskCommand(args[1:], os.Stdout, os.Stderr)
 		case "engine-get":

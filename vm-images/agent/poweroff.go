@@ -68,6 +68,10 @@ func (a *agent) unmountState() string {
 		a.log.Printf("power-off: not unmounting %s (--no-poweroff)", path)
 		return ""
 	}
+	// A guest that was to be saved has its state filesystem frozen; unmount needs it thawed.
+	if err := freeze(path, ioctlFITHAW); err == nil {
+		a.log.Printf("power-off: thawed %s", path)
+	}
 	a.log.Printf("power-off: unmounting %s", path)
 	err = syscall.Unmount(path, 0)
 	if err == nil {
