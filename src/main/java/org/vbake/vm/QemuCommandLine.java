@@ -19,7 +19,8 @@ public final class QemuCommandLine {
         List<String> argv = new ArrayList<>();
         argv.add(profile.binary());
         argv.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
-        argv.addAll(List.of("-machine", profile.machine()));
+        String machine = spec.machine() != null ? spec.machine() : profile.machine();
+        argv.addAll(List.of("-machine", machine + (spec.ramFile() != null ? ",memory-backend=" + RAM_ID : "")));
         if (spec.accel() == Accel.KVM) {
             argv.addAll(List.of("-accel", "kvm", "-cpu", profile.kvmCpu()));
         } else {
@@ -28,7 +29,13 @@ public final class QemuCommandLine {
             argv.addAll(List.of("-accel", "tcg,thread=multi,tb-size=256", "-cpu", profile.tcgCpu()));
         }
         argv.addAll(List.of("-smp", Integer.toString(spec.cpus() > 0 ? spec.cpus() : profile.cpus())));
-        argv.addAll(List.of("-m", Integer.toString(spec.memoryMb() > 0 ? spec.memoryMb() : profile.memoryMb())));
+        int memoryMb = spec.memoryMb() > 0 ? spec.memoryMb() : profile.memoryMb();
+        argv.addAll(List.of("-m", Integer.toString(memoryMb)));
+        if (spec.ramFile() != null) {
+            // share=on: the guest's memory is the file itself, so saving it writes no RAM.
+            argv.addAll(List.of("-object", "memory-backend-file,id=" + RAM_ID + ",size=" + memoryMb + "M,mem-path="
+                    + escape(spec.ramFile().toString()) + ",share=on"));
+        }
 
         List<String> append = new ArrayList<>();
         append.add("console=" + profile.console());
@@ -59,6 +66,10 @@ public final class QemuCommandLine {
         argv.addAll(List.of("-device", "virtserialport,bus=vser.0,chardev=agent,name=" + AGENT_PORT_NAME));
 
         argv.addAll(List.of("-device", profile.rngDevice()));
+        if (spec.hotplugPort()) {
+            // The root bus of virt and q35 takes no hot-plugged device; a root port does.
+            argv.addAll(List.of("-device", "pcie-root-port,id=" + HOTPLUG_PORT + ",chassis=1"));
+        }
         if (spec.network()) {
             // restrict=on: the guest reaches nothing outside; forwarded host ports still reach it.
             argv.addAll(List.of("-netdev", "user,id=" + NETDEV + ",restrict=on"));
@@ -66,6 +77,9 @@ public final class QemuCommandLine {
         }
         argv.addAll(List.of("-qmp", "unix:" + escape(spec.qmpSocket().toString()) + ",server=on,wait=off"));
         argv.addAll(List.of("-pidfile", spec.pidFile().toString()));
+        if (spec.incoming()) {
+            argv.addAll(List.of("-incoming", "defer"));
+        }
         return argv;
     }
 
@@ -77,6 +91,12 @@ public final class QemuCommandLine {
         argv.addAll(List.of("-drive", drive));
         argv.addAll(List.of("-device", profile.diskDevice() + ",drive=" + id + ",serial=vbake-" + id));
     }
+
+    /** The id of the guest RAM's memory backend. */
+    public static final String RAM_ID = "ram0";
+
+    /** The PCIe root port a disk is hot-plugged into. */
+    public static final String HOTPLUG_PORT = "rp1";
 
     /** The id of the user-mode network backend, which {@code hostfwd_add} names. */
     public static final String NETDEV = "net0";

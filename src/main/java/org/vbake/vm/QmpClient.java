@@ -14,8 +14,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
 /**
- * Just enough of the QEMU Machine Protocol to stop a guest that no longer answers its agent:
- * greeting, {@code qmp_capabilities}, {@code quit}.
+ * Just enough of the QEMU Machine Protocol: greeting and {@code qmp_capabilities}, then
+ * commands one at a time ({@code quit}, {@code stop}/{@code cont}, migration to and from a file,
+ * hot-plug, human monitor commands).
  */
 public final class QmpClient {
 
@@ -33,11 +34,42 @@ public final class QmpClient {
     }
 
     /** A QMP connection past capability negotiation. */
-    private record Connection(SocketChannel channel, BufferedReader in, OutputStream out) implements AutoCloseable {
+    public record Connection(SocketChannel channel, BufferedReader in, OutputStream out) implements AutoCloseable {
         @Override
         public void close() throws IOException {
             channel.close();
         }
+
+        /** Runs {@code command} with {@code arguments} (may be null) and returns its "return" value. */
+        public JsonNode execute(String command, com.fasterxml.jackson.databind.node.ObjectNode arguments)
+                throws IOException {
+            com.fasterxml.jackson.databind.node.ObjectNode cmd = JSON.createObjectNode();
+            cmd.put("execute", command);
+            if (arguments != null) {
+                cmd.set("arguments", arguments);
+            }
+            out.write((JSON.writeValueAsString(cmd) + "\n").getBytes(StandardCharsets.UTF_8));
+            out.flush();
+            try {
+                return expect(in, "return").get("return");
+            } catch (IOException e) {
+                throw new IOException(command + ": " + e.getMessage(), e);
+            }
+        }
+
+        public JsonNode execute(String command) throws IOException {
+            return execute(command, null);
+        }
+    }
+
+    /** An empty arguments object to fill in. */
+    public static com.fasterxml.jackson.databind.node.ObjectNode args() {
+        return JSON.createObjectNode();
+    }
+
+    /** Connects to QEMU's QMP socket; the caller closes the connection. */
+    public static Connection connect(Path socket) throws IOException {
+        return open(socket);
     }
 
     private static Connection open(Path socket) throws IOException {

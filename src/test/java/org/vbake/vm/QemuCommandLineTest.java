@@ -193,6 +193,34 @@ class QemuCommandLineTest {
                 .doesNotContain("-netdev").noneMatch(a -> a.contains("vbake.net"));
     }
 
+    @ParameterizedTest
+    @EnumSource(Arch.class)
+    void aSavableGuestIsPinnedHasFileBackedRamAndAHotplugPortAndRestoresWithTheSameArgv(Arch arch) throws IOException {
+        QemuProfile profile = QemuProfile.load(arch);
+        String pinned = arch == Arch.AARCH64 ? "virt-7.2" : "pc-q35-7.2";
+        VmSpec savable = spec("/s", Accel.TCG, 0, 0).savable(pinned, Path.of("/s/snapshot/ram"));
+        List<String> boot = QemuCommandLine.build(profile, savable);
+        List<String> restore = QemuCommandLine.build(profile, savable.restoring());
+
+        Path golden = GOLDEN_DIR.resolve("qemu-" + arch.id() + "-savable.argv");
+        if (Boolean.getBoolean("golden.update")) {
+            Files.writeString(golden, String.join("\n", boot) + "\n", StandardCharsets.UTF_8);
+        }
+        assertThat(boot).containsExactlyElementsOf(Files.readAllLines(golden, StandardCharsets.UTF_8));
+        assertThat(valueOf(boot, "-machine")).isEqualTo(pinned + ",memory-backend=ram0");
+        assertThat(valueOf(boot, "-object")).isEqualTo("memory-backend-file,id=ram0,size=2048M,mem-path=/s/snapshot/ram,"
+                + "share=on");
+        assertThat(boot).containsSubsequence("-device", "pcie-root-port,id=rp1,chassis=1").doesNotContain("-incoming");
+        // Restoring: exactly the saved guest's argv, plus waiting for its state.
+        assertThat(restore).isEqualTo(concat(boot, List.of("-incoming", "defer")));
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
     /** The argument after the only occurrence of {@code flag}. */
     private static String valueOf(List<String> argv, String flag) {
         assertThat(argv).as("occurrences of %s", flag).filteredOn(flag::equals).hasSize(1);
