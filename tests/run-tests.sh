@@ -9,4 +9,7 @@ tests/setup-host.sh
 mvn -B -q -DskipTests package
 java -jar target/vbake.jar images build --arch aarch64,x86_64 --runtime docker,podman
 mvn -B verify
+# The same commands without saved guests (--no-resume): a boot each, powered off at the end.
+VBAKE_RESUME=false mvn -B -o verify -Dtest=NoSuchTest -Dsurefire.failIfNoSpecifiedTests=false \
+    -Dit.test='GuestIT#infoReportsTargetArch+statePersistsAcrossCommands,ImportExportIT#vimportedTreeVerifiesAndABrokenOneDoesNot'
 tests/e2e.sh

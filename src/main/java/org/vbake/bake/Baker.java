@@ -49,7 +49,7 @@ public final class Baker {
     /** What a bake needs besides the manifest. */
     public record Options(Path manifest, Path outDir, Path cacheRoot, Path stateRoot, boolean offline, boolean fresh,
             Set<String> insecureRegistries, Path authFile, Long sourceDateEpoch, Map<String, String> env,
-            int memoryMb, int cpus) {
+            int memoryMb, int cpus, boolean resume) {
     }
 
     /** What a bake produced. */
@@ -164,14 +164,19 @@ public final class Baker {
                         + runtime.driver());
         GuestOptions options = GuestOptions.defaults(manifest.arch(), manifest.runtime())
                 .withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
-                .withResources(o.memoryMb(), o.cpus());
+                .withResources(o.memoryMb(), o.cpus()).withResume(o.resume());
         ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
         if (o.fresh() && Files.exists(stateRoot)) {
             events.on(new Event.Progress("--fresh: removing the previous bake's store " + stateRoot));
             Trees.deleteTree(stateRoot);
         }
         Set<String> present = presentImages(stateRoot);
-        try (InputDisk disk = InputDisk.create(o.cacheRoot().resolve("tmp"))) {
+        InputDisk.sweep(o.cacheRoot().resolve("tmp"));
+        // A resumed guest gets the images streamed in; a booted one (--no-resume) on an input disk.
+        String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/bake-"
+                + ProcessHandle.current().pid();
+        try (InputDisk disk = options.resume() ? InputDisk.create(o.cacheRoot().resolve("tmp"), transfer)
+                : InputDisk.create(o.cacheRoot().resolve("tmp"))) {
             List<ImageLoader.Staged> staged = new ArrayList<>();
             List<ImageLoader.Staged> all = new ArrayList<>();
             int i = 0;
@@ -186,13 +191,17 @@ public final class Baker {
                     staged.add(s);
                 }
             }
-            if (disk.hasFiles()) {
+            boolean hasFiles = disk.hasFiles();
+            if (hasFiles && !options.resume()) {
                 options = options.withInputDisk(disk.build(runner));
             }
-            events.on(new Event.Progress("booting the " + manifest.arch() + " " + runtime.kind().id() + " guest ("
+            events.on(new Event.Progress("starting the " + manifest.arch() + " " + runtime.kind().id() + " guest ("
                     + staged.size() + " image(s) to load, " + (planned.size() - staged.size()) + " already there)"));
-            try (GuestSession session = GuestSession.boot(options, runner, events,
-                    s -> loader.addRepoDigests(s, all))) {
+            // Images loaded before keep the RepoDigests written then; only new ones need the engine stopped.
+            GuestSession.Preparation prep = new GuestSession.Preparation(
+                    hasFiles && options.resume() ? s -> s.upload(disk) : null,
+                    loader.needsRepoDigests(staged) ? s -> loader.addRepoDigests(s, all) : null);
+            try (GuestSession session = GuestSession.start(options, runner, events, prep)) {
                 Map<String, List<String>> before = session.listImages();
                 for (ImageLoader.Staged s : all) {
                     if (s.guestPath() == null && !before.containsKey(s.image().configDigest().toString())) {
@@ -202,6 +211,9 @@ public final class Baker {
                 }
                 for (ImageLoader.Staged s : staged) {
                     loader.load(session, s);
+                }
+                if (hasFiles && options.resume()) {
+                    session.check(List.of("rm", "-rf", transfer), "remove the staged images");
                 }
                 reconcile(session, runtime, all, before);
                 events.on(new Event.Progress("exporting the " + runtime.storagePath() + " tree"));

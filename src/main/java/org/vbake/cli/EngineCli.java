@@ -22,13 +22,13 @@ import org.vbake.image.HostAgent;
 import org.vbake.instance.StateDir;
 import org.vbake.runtime.ContainerRuntime;
 import org.vbake.session.PartitionExporter;
-import org.vbake.session.StorageExporter;
 import org.vbake.session.StorageTrees;
 import org.vbake.storage.InputDisk;
 import org.vbake.storage.StorageFile;
 import org.vbake.instance.Scratch;
 import org.vbake.instance.Trees;
 import org.vbake.process.CommonsExecRunner;
+import org.vbake.session.CommandRunner;
 import org.vbake.session.GuestOptions;
 import org.vbake.session.GuestSession;
 import org.vbake.agent.Protocol;
@@ -121,6 +121,12 @@ final class EngineCli {
         @Option(names = "--allow-arch-mismatch",
                 description = "Import a single-arch image even when it is not for the target arch.")
         boolean allowArchMismatch;
+
+        @Option(names = "--no-resume",
+                description = "Boot the guest, and power it off at the end, instead of resuming the guest the last "
+                        + "command on this store saved (about a second instead of a boot) and saving this one. "
+                        + "Config: resume=false.")
+        boolean noResume;
 
         @Option(names = "--debug", description = "Show phase timings, the QEMU command line and log paths; stack traces on errors.")
         boolean debug;
@@ -246,7 +252,18 @@ final class EngineCli {
             stateDir = base.resolveSibling(base.getFileName() + "-" + args.instance);
         }
         String cache = config.env().get("VBAKE_CACHE_DIR");
+        String resume = config.env().get("VBAKE_RESUME");
+        String where = "VBAKE_RESUME";
+        if (resume == null || resume.isBlank()) {
+            resume = config.configValue("resume");
+            where = config.configFile().toString();
+        }
+        if (resume != null && !List.of("true", "false", "yes", "no", "1", "0").contains(resume.strip())) {
+            throw new BadInputException("resume '" + resume + "' in " + where + " is not true or false");
+        }
+        boolean resumeOn = !args.noResume && (resume == null || List.of("true", "yes", "1").contains(resume.strip()));
         return GuestOptions.defaults(arch, config.runtime())
+                .withResume(resumeOn)
                 .withSuite(suite)
                 .withStateRoot(stateDir)
                 .withCacheDir(cache != null && !cache.isBlank() ? Path.of(cache) : null)
@@ -327,8 +344,8 @@ final class EngineCli {
         ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
         boolean partition = args.storage != null && PartitionExporter.wanted(args.storage);
         if (partition && attached) {
-            throw new BadInputException("--storage " + args.storage + ": an .ext4 partition image needs a guest booted "
-                    + "for it", "use .tar/.tar.gz/.tar.zst, or '" + config.prog() + " vmemres stop' first");
+            throw new BadInputException("--storage " + args.storage + ": an .ext4 partition image needs a guest of its "
+                    + "own", "use .tar/.tar.gz/.tar.zst, or '" + config.prog() + " vmemres stop' first");
         }
         if (args.storage != null) {
             if (partition) {
@@ -351,11 +368,9 @@ final class EngineCli {
             HostVolumes.check(runArgs);
             hostAgent = new HostAgent(cacheRoot(options), new CommonsExecRunner(), events).ensure();
         }
-        if (!ports.isEmpty()) {
-            if (!attached) {
-                throw new BadInputException("publishing ports (-p) needs a resident guest",
-                        "start one first: " + config.prog() + " -a " + options.arch().id() + " vmemres start");
-            }
+        if (!ports.isEmpty() && !attached) {
+            throw new BadInputException("publishing ports (-p) needs a resident guest",
+                    "start one first: " + config.prog() + " -a " + options.arch().id() + " vmemres start");
         }
         boolean tty = Terminal.interactive() && handleSignals
                 && (shell || (runArgs != null && runArgs.tty()) || (verb.equals("start") && words.contains("-ai")));
@@ -365,127 +380,127 @@ final class EngineCli {
         HostCommands host = new HostCommands(options, runtime, settings, events, stdin, out, err);
         CommonsExecRunner runner = new CommonsExecRunner();
         AtomicInteger interrupts = new AtomicInteger();
-        Path outputDisk = null;
         String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/"
                 + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime());
-        List<String> command = words;
+        boolean streamed = attached || options.resume();
         Scratch.Swept swept = InputDisk.sweep(cacheRoot.resolve("tmp"));
         if (swept.describe(cacheRoot.resolve("tmp")) != null) {
             events.on(new Event.Debug(swept.describe(cacheRoot.resolve("tmp"))));
         }
-        // Opened before the boot: a target that cannot be written is known before any work.
+        CommandRunner.Export export = null;
+        // Opened before the guest starts: a target that cannot be written is known before any work.
         try (StorageFile storageOut = args.storage != null && !partition
                 ? StorageFile.create(args.storage, "--storage") : null;
-                InputDisk disk = attached ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
+                InputDisk disk = streamed ? InputDisk.create(cacheRoot.resolve("tmp"), transfer + "/input")
                 : InputDisk.create(cacheRoot.resolve("tmp"))) {
-            HostCommands.Plan plan = shell ? shellPlan(tty) : host.plan(command, disk);
-            if (partition) {
-                StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
-                try {
-                    outputDisk = PartitionExporter.prepare(args.storage, sd.stateDisk(), runner);
-                } catch (java.nio.file.FileSystemException e) {
-                    throw new BadInputException("--storage " + args.storage + ": cannot create a file in "
-                            + args.storage.toAbsolutePath().getParent() + " (" + StorageFile.reason(e) + ")");
+            HostCommands.Plan plan = shell ? shellPlan(tty) : host.plan(words, disk);
+            if (args.storage != null) {
+                Path outputDisk = null;
+                if (partition) {
+                    StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+                    try {
+                        outputDisk = PartitionExporter.prepare(args.storage, sd.stateDisk(), runner);
+                    } catch (java.nio.file.FileSystemException e) {
+                        throw new BadInputException("--storage " + args.storage + ": cannot create a file in "
+                                + args.storage.toAbsolutePath().getParent() + " (" + StorageFile.reason(e) + ")");
+                    }
                 }
-                options = options.withOutputDisk(outputDisk);
+                export = new CommandRunner.Export(storageOut, partition ? args.storage : null, outputDisk,
+                        args.storageContainers, sourceDateEpoch());
             }
             if (args.inputStorage != null) {
                 StorageTrees.stage(args.inputStorage, disk);
             }
-            boolean staged = disk.hasFiles();
-            if (staged && !attached) {
-                options = options.withInputDisk(disk.build(runner));
-            }
-            GuestSession.BeforeEngine before = session -> {
-                if (args.inputStorage != null) {
-                    StorageTrees.unpack(session, disk, events);
+            CommandRunner.Plan run = new CommandRunner.Plan(options,
+                    attached ? new CommandRunner.ResidentLink(link.client(), link.hello()) : null, disk,
+                    args.inputStorage, transfer, attached && !readOnly(words), export);
+            Path helper = hostAgent;
+            CommandRunner.Steps steps = new CommandRunner.Steps() {
+                private List<String> command = words;
+                private HostCommands.Plan runPlan = plan;
+                private HostVolumes volumes;
+
+                @Override
+                public void beforeEngine(GuestSession session) throws VbakeException, InterruptedException {
+                    plan.beforeEngine(session);
                 }
-                plan.beforeEngine(session);
-            };
-            try (GuestSession session = attached
-                    ? GuestSession.attach(options, link.client(), link.hello(), events)
-                    : GuestSession.boot(options, runner, events, before)) {
-                if (handleSignals) {
-                    SignalForwarding.install(() -> {
-                        int n = interrupts.incrementAndGet();
-                        if (n == 1) {
-                            session.signalRunning(2);
-                        } else if (n == 2) {
-                            err.println(config.prog() + ": interrupted again: killing the guest command");
-                            session.signalRunning(9);
-                        } else {
-                            err.println(config.prog() + ": stopping the guest now");
-                            System.exit(ExitCodes.INTERRUPTED);
-                        }
-                    });
+
+                @Override
+                public boolean needsEngineStopped() {
+                    return plan.needsEngineRestart();
                 }
-                boolean restart = attached && (args.inputStorage != null || plan.needsEngineRestart());
-                AutoCloseable exclusive = restart ? session.exclusive() : null;
-                HostVolumes volumes = hostAgent != null ? new HostVolumes(session, runArgs, transfer + "/volumes", events,
-                        err, config.prog(), hostAgent, runner) : null;
-                HostCommands.Plan runPlan = plan;
-                int code;
-                try {
-                    if (attached && staged) {
-                        session.upload(disk);
-                    }
-                    if (restart) {
-                        session.restartEngine(before);
-                    }
-                    if (volumes != null) {
+
+                @Override
+                public void prepare(GuestSession session) throws VbakeException, InterruptedException {
+                    if (helper != null) {
+                        volumes = new HostVolumes(session, runArgs, transfer + "/volumes", events, err, config.prog(),
+                                helper, runner);
                         command = volumes.copyIn(command);
-                        runPlan = host.plan(command, disk);
                     }
                     if (!ports.isEmpty()) {
                         for (PublishedPorts.Port p : ports) {
                             session.forwardPort(p.protocol(), p.host(), p.guest());
                         }
                         command = PublishedPorts.rewrite(command, runArgs);
-                        runPlan = host.plan(command, disk);
                     }
-                    code = tty ? runTty(session, command, shell) : runPlan.run(session);
-                    out.flush();
-                    if (attached && !readOnly(command)) {
-                        // A resident guest may be killed at any time: what the engine wrote
-                        // (layer files are not fsync'd by it) goes to the state disk now.
-                        session.check(List.of("sync", "-f", runtime.storagePath()), "sync the state disk");
-                    }
-                    if (volumes != null) {
+                    if (command != words) {
                         try {
-                            volumes.copyOut();
-                        } catch (VbakeException e) {
-                            // The container's own exit code wins; a successful one becomes a failure.
-                            err.println(config.prog() + ": " + e.getMessage());
-                            code = code != 0 ? code : e.exitCode();
-                        }
-                    }
-                } finally {
-                    if ((attached && staged) || (volumes != null && !volumes.keepInGuest())) {
-                        removeTransfer(session, transfer);
-                    }
-                    closeQuietly(exclusive);
-                }
-                if (args.storage != null) {
-                    if (code != 0) {
-                        err.println(config.prog() + ": not writing " + args.storage + ": the command failed");
-                    } else if (partition) {
-                        new StorageExporter(events).exportPartition(session, outputDisk, args.storage,
-                                args.storageContainers, sourceDateEpoch());
-                    } else {
-                        // On a resident guest, other clients' commands wait while the tree is read.
-                        try (AutoCloseable alone = session.exclusive()) {
-                            new StorageExporter(events).export(session, storageOut, args.storageContainers,
-                                    sourceDateEpoch());
-                        } catch (VbakeException | InterruptedException | RuntimeException e) {
-                            throw e;
-                        } catch (Exception e) {
-                            throw new VbakeException(ExitCodes.FAILURE, "cannot release the resident guest: "
-                                    + e.getMessage(), null, e);
+                            runPlan = host.plan(command, disk);
+                        } catch (IOException e) {
+                            throw new VbakeException(ExitCodes.FAILURE, "I/O error: " + e.getMessage(), null, e);
                         }
                     }
                 }
-                return code;
-            }
+
+                @Override
+                public int run(GuestSession session) throws VbakeException, InterruptedException, IOException {
+                    int code = tty ? runTty(session, command, shell) : runPlan.run(session);
+                    out.flush();
+                    return code;
+                }
+
+                @Override
+                public int finish(GuestSession session, int code) throws VbakeException, InterruptedException {
+                    if (volumes == null) {
+                        return code;
+                    }
+                    try {
+                        volumes.copyOut();
+                        return code;
+                    } catch (VbakeException e) {
+                        // The container's own exit code wins; a successful one becomes a failure.
+                        err.println(config.prog() + ": " + e.getMessage());
+                        return code != 0 ? code : e.exitCode();
+                    }
+                }
+
+                @Override
+                public boolean usesTransfer() {
+                    return volumes != null;
+                }
+
+                @Override
+                public boolean keepTransfer() {
+                    return volumes != null && volumes.keepInGuest();
+                }
+            };
+            return new CommandRunner(runner, events, line -> err.println(config.prog() + ": " + line))
+                    .execute(run, steps, session -> {
+                        if (handleSignals) {
+                            SignalForwarding.install(() -> {
+                                int n = interrupts.incrementAndGet();
+                                if (n == 1) {
+                                    session.signalRunning(2);
+                                } else if (n == 2) {
+                                    err.println(config.prog() + ": interrupted again: killing the guest command");
+                                    session.signalRunning(9);
+                                } else {
+                                    err.println(config.prog() + ": stopping the guest now");
+                                    System.exit(ExitCodes.INTERRUPTED);
+                                }
+                            });
+                        }
+                    });
         } catch (VbakeException e) {
             if (interrupts.get() > 0 && e.exitCode() != ExitCodes.INTERRUPTED) {
                 // What failed was stopped by the user's Ctrl-C (a guest command got SIGINT).
@@ -498,13 +513,7 @@ final class EngineCli {
             if (handleSignals) {
                 SignalForwarding.reset();
             }
-            if (outputDisk != null) {
-                try {
-                    Files.deleteIfExists(outputDisk);   // left only when something failed
-                } catch (IOException ignored) {
-                    // a hidden .partial file is all that can remain
-                }
-            }
+            CommandRunner.discard(export);
         }
     }
 
@@ -562,28 +571,6 @@ final class EngineCli {
         String term = config.env().get("TERM");
         e.add("TERM=" + (term != null ? term : "xterm"));
         return e;
-    }
-
-    private void removeTransfer(GuestSession session, String transfer) throws InterruptedException {
-        try {
-            session.check(List.of("rm", "-rf", transfer), "remove " + transfer);
-        } catch (VbakeException e) {
-            err.println(config.prog() + ": warning: " + e.getMessage());
-        }
-    }
-
-    private static void closeQuietly(AutoCloseable c) throws VbakeException {
-        if (c == null) {
-            return;
-        }
-        try {
-            c.close();
-        } catch (VbakeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new VbakeException(ExitCodes.FAILURE, "cannot release the resident guest: " + e.getMessage(),
-                    null, e);
-        }
     }
 
     private Long sourceDateEpoch() throws BadInputException {

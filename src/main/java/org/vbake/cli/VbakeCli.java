@@ -201,8 +201,13 @@ final class VbakeCli {
         Path manifest;
 
         @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUTDIR",
-                description = "Output directory: new, empty, or an earlier bake's output (replaced).")
+                description = "Output directory: new, empty, or an earlier bake's untouched output (replaced; "
+                        + "anything else is refused and left alone).")
         Path output;
+
+        @Option(names = "--no-resume", description = "Boot the bake's guest and power it off at the end instead of "
+                + "resuming the guest the previous bake saved.")
+        boolean noResume;
 
         @Option(names = "--offline", description = "Use only the local blob cache; fail on anything not in it.")
         boolean offline;
@@ -246,11 +251,9 @@ final class VbakeCli {
             String cache = env.get("VBAKE_CACHE_DIR");
             Path cacheRoot = cache != null && !cache.isBlank() ? Path.of(cache) : GuestImages.defaultCacheDir();
             Long epoch = ToolConfig.sourceDateEpoch(env);
-            if (!Files.isRegularFile(manifest)) {
-                throw new BadInputException(manifest + ": no such manifest file");
-            }
             Baker.Options options = new Baker.Options(manifest, output, cacheRoot, stateDir, offline, fresh,
-                    java.util.Set.copyOf(insecure), authFile, epoch, env, memoryMb, cpus);
+                    java.util.Set.copyOf(insecure), authFile, epoch, env, memoryMb, cpus,
+                    !noResume && !List.of("false", "no", "0").contains(env.getOrDefault("VBAKE_RESUME", "").strip()));
             Baker.Result r;
             try {
                 r = new Baker(new CommonsExecRunner(), events).bake(options);

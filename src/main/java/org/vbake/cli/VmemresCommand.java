@@ -109,9 +109,10 @@ final class VmemresCommand {
         return ExitCodes.OK;
     }
 
-    /** {@code restart --clean}: the state disk goes, so the next boot starts from an empty store. */
+    /** {@code restart --clean}: the state disk and any saved guest go, so the next boot starts from an empty store. */
     private void removeStore(StateDir state) throws VbakeException {
         try {
+            org.vbake.instance.Trees.deleteTree(state.snapshotDir());
             Files.deleteIfExists(state.stateDisk());
             out.println(label(state) + ": state disk removed");
         } catch (IOException e) {

@@ -80,6 +80,29 @@ public final class StateDir {
         return dir.resolve("state.ext4");
     }
 
+    /**
+     * A saved guest (QEMU migration) to resume instead of booting: its RAM file, device state and
+     * the record of what it is bound to. Only this state dir's guests use it.
+     */
+    public Path snapshotDir() {
+        return dir.resolve("snapshot");
+    }
+
+    /** The guest RAM of every savable run: the guest's memory while it runs, its saved memory after. */
+    public Path ramFile() {
+        return snapshotDir().resolve("ram");
+    }
+
+    /** The saved guest's device state (the migration stream without RAM). */
+    public Path savedDevices() {
+        return snapshotDir().resolve("devices");
+    }
+
+    /** What the saved guest is bound to; written last, removed first. */
+    public Path snapshotRecord() {
+        return snapshotDir().resolve("snapshot.json");
+    }
+
     /** The guest's serial console: kernel, init and engine messages of the last boot. */
     public Path consoleLog() {
         return dir.resolve("console.log");

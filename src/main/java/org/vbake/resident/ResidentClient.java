@@ -261,6 +261,7 @@ public final class ResidentClient {
         if (options.storageDriver() != null) {
             argv.addAll(List.of("--driver", options.storageDriver()));
         }
+        argv.addAll(List.of("--resume", Boolean.toString(options.resume())));
         return argv;
     }
 
@@ -278,7 +279,7 @@ public final class ResidentClient {
         if (a.containsKey("--cache-dir")) {
             o = o.withCacheDir(Path.of(a.get("--cache-dir")));
         }
-        return o;
+        return o.withResume(!"false".equals(a.get("--resume")));
     }
 
     /**

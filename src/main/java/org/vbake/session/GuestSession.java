@@ -20,65 +20,42 @@ import org.vbake.agent.Protocol.EngineRequest;
 import org.vbake.agent.Protocol.ExecRequest;
 import org.vbake.agent.Protocol.ExitStatus;
 import org.vbake.agent.Protocol.Hello;
-import org.vbake.agent.Protocol.PowerOffReply;
 import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.GuestException;
 import org.vbake.api.VbakeException;
-import org.vbake.image.GuestImage;
 import org.vbake.image.GuestImages;
 import org.vbake.instance.StateDir;
 import org.vbake.process.ProcessRunner;
 import org.vbake.runtime.ContainerRuntime;
-import org.vbake.vm.Accel;
-import org.vbake.vm.GuestPostMortem;
-import org.vbake.vm.QemuDriver;
-import org.vbake.vm.QemuProfile;
-import org.vbake.vm.VmSpec;
 
 /**
- * One boot of a target-arch guest: image from the cache, state disk, QEMU, agent handshake,
- * engine start; then commands; then a clean power-off. Always {@link #close()} it (try-with-
- * resources): close powers the guest off and makes sure no QEMU process is left.
- *
- * <p>A session can also be {@linkplain #attach attached} to a resident guest through its daemon:
- * the same commands, but no boot, no instance lock of its own, and close only disconnects.
+ * Commands in a running target-arch guest ({@link Guest}): the engine's CLI, any program, files
+ * in and out, the storage tree as a tar. {@link #start} gets the guest running: it resumes the
+ * guest the previous command on this state dir saved when that one is valid for this command,
+ * and boots one otherwise; {@link #attach} uses a resident guest. Always {@link #close()} it
+ * (try-with-resources): the guest is then saved for the next command or powered off, and no QEMU
+ * process is left.
  */
 public final class GuestSession implements AutoCloseable {
 
     public static final Set<String> SUITES = Set.of("trixie", "bookworm");
 
-    private static final Duration POWEROFF_TIMEOUT = Duration.ofSeconds(40);
-    /** A guest that panics closes the agent link a moment before QEMU exits. */
-    private static final Duration LINK_TO_EXIT = Duration.ofSeconds(2);
-    private static final Duration EXIT_GRACE = Duration.ofSeconds(10);
-
     private final GuestOptions options;
     private final StateDir state;
     private final ContainerRuntime runtime;
     private final EventListener events;
-    private final StateDir.Lock lock;
-    private final QemuDriver.Vm vm;
-    private final Thread killOnExit;
-    private AgentClient agent;
+    private final Guest guest;
     private volatile CommandHandle running;
-    private Hello hello;
 
-    private GuestSession(GuestOptions options, StateDir state, ContainerRuntime runtime, EventListener events,
-            StateDir.Lock lock, QemuDriver.Vm vm) {
+    GuestSession(GuestOptions options, StateDir state, ContainerRuntime runtime, EventListener events,
+            Guest guest) {
         this.options = options;
         this.state = state;
         this.runtime = runtime;
         this.events = events;
-        this.lock = lock;
-        this.vm = vm;
-        if (vm != null) {
-            this.killOnExit = new Thread(vm::kill, "vbake-kill-qemu");
-            Runtime.getRuntime().addShutdownHook(killOnExit);
-        } else {
-            this.killOnExit = null;
-        }
+        this.guest = guest;
     }
 
     /**
@@ -89,25 +66,27 @@ public final class GuestSession implements AutoCloseable {
             throws BadInputException {
         ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
         StateDir state = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
-        GuestSession session = new GuestSession(options, state, runtime, events, null, null);
-        session.agent = daemon;
-        session.hello = hello;
-        return session;
+        return new GuestSession(options, state, runtime, events, new ResidentGuest(daemon, hello, state));
     }
 
     /** True for a session on a resident guest (see {@link #attach}). */
     public boolean isAttached() {
-        return vm == null;
+        return guest.isResident();
+    }
+
+    /** The guest this session runs commands in. */
+    public Guest guest() {
+        return guest;
     }
 
     /** The agent link: the daemon of a resident guest relays its clients' channels over it. */
     public AgentClient agentClient() {
-        return agent;
+        return guest.agent();
     }
 
     /** False once QEMU has exited; always true for an attached session (the daemon watches it). */
     public boolean isAlive() {
-        return vm == null || vm.isAlive();
+        return guest.isAlive();
     }
 
     /**
@@ -118,6 +97,7 @@ public final class GuestSession implements AutoCloseable {
         if (!isAttached()) {
             return () -> { };
         }
+        AgentClient agent = guest.agent();
         try {
             Protocol.LockRequest r = agent.lock(true, Duration.ofHours(1));
             if (!Boolean.TRUE.equals(r.ok())) {
@@ -140,7 +120,7 @@ public final class GuestSession implements AutoCloseable {
                     "start one with 'vmemres start'; a guest booted for one command is gone when it ends");
         }
         try {
-            Protocol.Forward r = agent.forward(new Protocol.Forward(protocol, hostPort, guestPort, null, null),
+            Protocol.Forward r = guest.agent().forward(new Protocol.Forward(protocol, hostPort, guestPort, null, null),
                     Duration.ofSeconds(30));
             if (!Boolean.TRUE.equals(r.ok())) {
                 throw new BadInputException("-p " + hostPort + ":" + guestPort + ": " + r.message());
@@ -151,19 +131,20 @@ public final class GuestSession implements AutoCloseable {
     }
 
     /**
-     * On a resident guest, runs {@code beforeEngine} with the engine stopped and starts it again;
-     * the caller holds {@link #exclusive()}. On a booted session the engine is already up, so
-     * this is only for attached ones.
+     * Runs {@code beforeEngine} with the engine stopped and starts it again (a resident or
+     * resumed guest's engine is running already); on a resident guest the caller holds
+     * {@link #exclusive()}.
      */
     public void restartEngine(BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
         long t0 = System.nanoTime();
         try {
-            EngineReady stopped = agent.startEngine(EngineRequest.stopRequest(60_000), Duration.ofSeconds(90));
+            EngineReady stopped = guest.agent().startEngine(EngineRequest.stopRequest(60_000), Duration.ofSeconds(90));
             if (!stopped.ok()) {
                 throw guestFailure("cannot stop the " + runtime.kind() + " engine: " + stopped.message(), null);
             }
             phase(events, "engine stopped", t0);
             beforeEngine.run(this);
+            makeEngineDirs();
             startEngine("did not start again");
         } catch (IOException e) {
             throw guestFailure("lost the guest while restarting the engine: " + e.getMessage(), e);
@@ -235,141 +216,77 @@ public final class GuestSession implements AutoCloseable {
         void run(GuestSession session) throws VbakeException, InterruptedException;
     }
 
-    /** Boots a guest and waits until its engine answers. */
+    /**
+     * What a command must do to the guest before it runs, whichever way the guest came up.
+     *
+     * @param stage        files onto the guest (a staging area streamed in); runs with the agent up,
+     *                     before {@code beforeEngine}; null for nothing
+     * @param beforeEngine work with the engine stopped (RepoDigests, an input storage tree); null for none
+     */
+    public record Preparation(BeforeEngine stage, BeforeEngine beforeEngine) {
+        public static final Preparation NONE = new Preparation(null, null);
+    }
+
+    /** Boots a guest (or resumes a saved one) and waits until its engine answers. */
     public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events)
             throws VbakeException, InterruptedException {
-        return boot(options, runner, events, null);
+        return start(options, runner, events, Preparation.NONE);
+    }
+
+    /** As {@link #start}, with only work before the engine starts. */
+    public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events,
+            BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
+        return start(options, runner, events, new Preparation(null, beforeEngine));
     }
 
     /**
-     * Boots a guest, runs {@code beforeEngine} (e.g. unpacking a storage tree onto the state disk)
-     * and waits until the engine answers.
+     * Gets a guest running with its engine up and {@code prep} done: the guest the last command on
+     * this state dir saved, when it is valid for this one ({@link GuestOptions#resume()}), else a
+     * boot. A saved guest that cannot be resumed costs one warning and a boot, never the store.
      */
-    public static GuestSession boot(GuestOptions options, ProcessRunner runner, EventListener events,
-            BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
+    public static GuestSession start(GuestOptions options, ProcessRunner runner, EventListener events,
+            Preparation prep) throws VbakeException, InterruptedException {
+        GuestLauncher launch = GuestLauncher.prepare(options, runner, events);
+        StateDir.Lock lock = launch.lock();
         try {
-            return bootOnce(options, runner, events, beforeEngine);
-        } catch (DiedDuringBoot e) {
-            // Seen a few times in several hundred boots under TCG, x86_64 guests only, never on
-            // demand: QEMU gone during the boot. No command has run yet and the work before the
-            // engine starts can be done again, so the guest is booted once more; the first
-            // console log is kept and named.
-            Path kept = e.log().resolveSibling(e.log().getFileName() + ".failed-boot");
-            try {
-                Files.copy(e.log(), kept, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-            } catch (IOException copyFailed) {
-                kept = e.log();
+            if (options.resume()) {
+                GuestSession resumed = launch.tryResume(prep);
+                if (resumed != null) {
+                    return resumed;
+                }
             }
-            events.on(new Event.Progress("warning: " + e.getMessage() + "; console log kept as " + kept
-                    + "; booting once more"));
-            return bootOnce(options, runner, events, beforeEngine);
-        }
-    }
-
-    /** QEMU exited while the guest was booting, before any command ran. */
-    private static final class DiedDuringBoot extends GuestException {
-        DiedDuringBoot(GuestException failure) {
-            super(failure.getMessage(), failure.log(), failure);
-        }
-    }
-
-    private static GuestSession bootOnce(GuestOptions options, ProcessRunner runner, EventListener events,
-            BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
-        if (!SUITES.contains(options.suite())) {
-            throw new BadInputException("unknown suite '" + options.suite() + "'", "choose one of: trixie, bookworm");
-        }
-        ContainerRuntime runtime = ContainerRuntime.of(options.runtime(), options.storageDriver());
-        StateDir state = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
-        QemuProfile profile = QemuProfile.load(options.arch());
-        if (!onPath(profile.binary())) {
-            throw new BadInputException(profile.binary() + " is not installed",
-                    "install it with: apt-get install " + (options.arch().id().equals("aarch64")
-                            ? "qemu-system-arm" : "qemu-system-x86") + " (or run tests/setup-host.sh)");
-        }
-        Path cache = options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
-
-        long t0 = System.nanoTime();
-        GuestImage image = new GuestImages(cache, runner, events)
-                .ensure(options.suite(), options.arch(), options.runtime(), false);
-        phase(events, "image ready", t0);
-
-        StateDir.Lock lock;
-        try {
-            state.create();
-            lock = state.lock(Duration.ofMinutes(10), () -> events.on(new Event.Progress(
-                    "waiting for another command using " + state.dir() + " to finish")));
-        } catch (IOException e) {
-            throw new BadInputException("cannot use state directory " + state.dir() + ": " + e.getMessage());
-        }
-        QemuDriver.Vm vm;
-        try {
-            ensureStateDisk(state, options, runner, events);
-            VmSpec spec = new VmSpec(image.kernel(), image.initrd(), image.toolsDisk(), state.stateDisk(),
-                    state.agentSocket(), state.qmpSocket(), state.consoleLog(), state.pidFile(), Accel.TCG,
-                    options.memoryMb(), options.cpus(), List.of("vbake.state=" + runtime.storagePath()),
-                    options.inputDisk(), options.outputDisk(), options.network());
-            events.on(new Event.Debug("state dir " + state.dir() + ", console log " + state.consoleLog()
-                    + ", image " + image.dir()));
-            long t1 = System.nanoTime();
-            vm = new QemuDriver(runner, events).start(profile, spec, state.qemuLog());
-            phase(events, "qemu started", t1);
-        } catch (IOException e) {
-            closeQuietly(lock);
-            throw new GuestException("cannot start QEMU: " + e.getMessage(), state.qemuLog(), e);
-        } catch (VbakeException | RuntimeException e) {
-            closeQuietly(lock);
-            throw e;
-        }
-
-        GuestSession session = new GuestSession(options, state, runtime, events, lock, vm);
-        try {
-            session.connect(beforeEngine);
-            return session;
-        } catch (GuestException e) {
-            boolean died = !vm.isAlive() && e.log() != null;
-            session.close();
-            throw died ? new DiedDuringBoot(e) : e;
+            return launch.boot(prep, lock);
         } catch (VbakeException | InterruptedException | RuntimeException e) {
-            session.close();
+            closeQuietly(lock);
             throw e;
         }
     }
 
-    private void connect(BeforeEngine beforeEngine) throws VbakeException, InterruptedException {
+    static Path cacheDir(GuestOptions options) {
+        return options.cacheDir() != null ? options.cacheDir() : GuestImages.defaultCacheDir();
+    }
+
+    /** A booted guest up to a running engine: handshake, the input disk, {@code prep}, the engine. */
+    void bringUp(BootedGuest booted, Preparation prep) throws VbakeException, InterruptedException {
         long t0 = System.nanoTime();
         long deadline = t0 + options.bootTimeout().toNanos();
         try {
-            agent = connectAgent(deadline);
-            while (hello == null) {
-                Duration left = Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
-                try {
-                    hello = agent.handshake(left);
-                } catch (AgentProtocolException e) {
-                    // A link that closes before the HELLO reply (seen once in CI, never reproduced)
-                    // is retried on a new connection while QEMU lives and the boot deadline allows.
-                    if (!vm.isAlive() || System.nanoTime() > deadline || e.getMessage().contains("speaks protocol")) {
-                        throw e;
-                    }
-                    events.on(new Event.Debug("agent handshake failed (" + e.getMessage() + "); reconnecting"));
-                    agent.close();
-                    agent = null;
-                    agent = connectAgent(deadline);
-                }
-            }
+            booted.connectAgent(deadline);
             phase(events, "boot (qemu start to agent ready)", t0);
             if (options.inputDisk() != null) {
                 mountInput();
             }
-            if (beforeEngine != null) {
-                beforeEngine.run(this);
-            }
             // Host files copied in for an earlier command that never finished (QEMU killed).
-            List<String> mkdir = new ArrayList<>(List.of("/bin/sh", "-c", "rm -rf \"$1\" && shift && mkdir -p \"$@\"",
-                    "sh", runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR));
-            mkdir.addAll(runtime.requiredDirs());
-            mkdir.add(runtime.storagePath());
-            check(mkdir, "prepare the engine's directories");
-
+            String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR;
+            check(List.of("/bin/sh", "-c", "rm -rf \"$1\" && mkdir -p \"$1\"", "sh", transfer),
+                    "clear " + transfer);
+            if (prep.stage() != null) {
+                prep.stage().run(this);
+            }
+            if (prep.beforeEngine() != null) {
+                prep.beforeEngine().run(this);
+            }
+            makeEngineDirs();
             startEngine("did not start");
         } catch (AgentProtocolException e) {
             throw guestFailure("lost the guest agent during boot: " + e.getMessage(), e);
@@ -378,37 +295,31 @@ public final class GuestSession implements AutoCloseable {
         }
     }
 
+    /** The directories the engine expects (an input storage tree may have replaced everything). */
+    private void makeEngineDirs() throws VbakeException, InterruptedException {
+        List<String> mkdir = new ArrayList<>(List.of("mkdir", "-p"));
+        mkdir.addAll(runtime.requiredDirs());
+        mkdir.add(runtime.storagePath());
+        check(mkdir, "prepare the engine's directories");
+    }
+
     /** Starts the engine and waits until it answers; {@code failure} completes "the ENGINE engine ...". */
     private void startEngine(String failure) throws IOException, InterruptedException, GuestException {
         long t0 = System.nanoTime();
-        EngineReady ready = agent.startEngine(runtime.engine(options.bootTimeout().toMillis()), options.bootTimeout());
+        EngineReady ready = guest.agent().startEngine(runtime.engine(options.bootTimeout().toMillis()),
+                options.bootTimeout());
         if (!ready.ok()) {
             throw guestFailure("the " + runtime.kind() + " engine " + failure + ": " + ready.message(), null);
         }
         phase(events, "engine ready", t0);
     }
 
-    /** Connects to the agent socket QEMU serves, retrying until QEMU has made it or the deadline passes. */
-    private AgentClient connectAgent(long deadline) throws GuestException, InterruptedException {
-        while (true) {
-            if (!vm.isAlive()) {
-                throw guestFailure("QEMU exited before the guest came up", null);
-            }
-            if (System.nanoTime() > deadline) {
-                throw guestFailure("the guest did not come up within " + options.bootTimeout().toSeconds() + " s",
-                        null);
-            }
-            try {
-                return AgentClient.connect(state.agentSocket(), Duration.ofMillis(500),
-                        line -> events.on(new Event.Debug(line)), false);
-            } catch (IOException e) {
-                // QEMU has not created the socket yet
-            }
-        }
+    public Hello hello() {
+        return guest.hello();
     }
 
-    public Hello hello() {
-        return hello;
+    public GuestOptions options() {
+        return options;
     }
 
     public StateDir stateDir() {
@@ -440,7 +351,7 @@ public final class GuestSession implements AutoCloseable {
             throws GuestException, InterruptedException {
         long t0 = System.nanoTime();
         try {
-            CommandHandle handle = agent.start(request, stdin, out, err);
+            CommandHandle handle = guest.agent().start(request, stdin, out, err);
             running = handle;
             try {
                 return handle.waitFor();
@@ -619,51 +530,17 @@ public final class GuestSession implements AutoCloseable {
         }
     }
 
-    /** Powers the guest off (engine stopped, disks synced and unmounted) and makes sure QEMU is gone. */
+    /**
+     * Ends this command's use of the guest: saved for the next command when this session may
+     * ({@link GuestOptions#resume()}) and can, else powered off; a resident guest stays up.
+     */
     @Override
     public void close() throws InterruptedException {
-        if (isAttached()) {
-            agent.close();   // the resident guest stays up; the daemon ends this client's commands
-            return;
-        }
-        long t0 = System.nanoTime();
-        try {
-            // Without a handshake the agent takes no POWEROFF: QEMU is stopped below instead.
-            if (agent != null && hello != null && vm.isAlive()) {
-                try {
-                    PowerOffReply reply = agent.powerOff(POWEROFF_TIMEOUT);
-                    if (!reply.ok()) {
-                        events.on(new Event.Progress("warning: guest power-off: " + reply.message()));
-                    }
-                } catch (IOException e) {
-                    events.on(new Event.Debug("power-off request failed: " + e.getMessage()));
-                }
-            }
-            if (agent != null) {
-                agent.close();
-            }
-            vm.stop(agent != null && hello != null ? EXIT_GRACE : Duration.ZERO);
-            phase(events, "shutdown", t0);
-        } finally {
-            try {
-                Runtime.getRuntime().removeShutdownHook(killOnExit);
-            } catch (IllegalStateException ignored) {
-                // already shutting down: the hook will run, harmlessly
-            }
-            closeQuietly(lock);
-        }
+        guest.end(options.resume());
     }
 
     private GuestException guestFailure(String message, Throwable cause) {
-        List<String> console = GuestPostMortem.readLines(state.consoleLog());
-        for (String l : console.subList(Math.max(0, console.size() - 15), console.size())) {
-            events.on(new Event.Debug("console: " + l));
-        }
-        if (vm == null) {
-            return new GuestException(message, state.consoleLog(), cause);   // the daemon reports its guest
-        }
-        String why = postMortem(console, cause instanceof AgentProtocolException ? LINK_TO_EXIT : Duration.ZERO);
-        return new GuestException(why == null ? message : message + " (" + why + ")", state.consoleLog(), cause);
+        return guest.failure(message, cause);
     }
 
     /**
@@ -671,21 +548,10 @@ public final class GuestSession implements AutoCloseable {
      * cause), or null when nothing is known. For the daemon, whose guest drops the agent link.
      */
     public String postMortem() {
-        return vm == null ? null : postMortem(GuestPostMortem.readLines(state.consoleLog()), LINK_TO_EXIT);
+        return guest.postMortem();
     }
 
-    private String postMortem(List<String> console, Duration awaitExit) {
-        if (vm.isAlive() && !awaitExit.isZero()) {
-            try {
-                vm.awaitExit(awaitExit);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-        return GuestPostMortem.explain(vm.exitStatus(), console, GuestPostMortem.readLines(vm.qemuLog()));
-    }
-
-    private static void ensureStateDisk(StateDir state, GuestOptions options, ProcessRunner runner,
+    static void ensureStateDisk(StateDir state, GuestOptions options, ProcessRunner runner,
             EventListener events) throws IOException, VbakeException, InterruptedException {
         Path disk = state.stateDisk();
         if (Files.exists(disk)) {
@@ -725,11 +591,11 @@ public final class GuestSession implements AutoCloseable {
         return false;
     }
 
-    private static void phase(EventListener events, String name, long startNanos) {
+    static void phase(EventListener events, String name, long startNanos) {
         events.on(new Event.Phase(name, Duration.ofNanos(System.nanoTime() - startNanos)));
     }
 
-    private static void closeQuietly(AutoCloseable c) {
+    static void closeQuietly(AutoCloseable c) {
         try {
             c.close();
         } catch (Exception ignored) {

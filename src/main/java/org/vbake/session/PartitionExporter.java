@@ -84,7 +84,9 @@ public final class PartitionExporter {
         }
         // Full paths: busybox sh prefers its own applets (busybox has a small mke2fs of its own).
         String script = "set -e -o pipefail\n"
-                + "d=$(" + GuestSession.AGENT + " disk vbake-output)\n"
+                // A disk added while the guest runs takes a moment to appear.
+                + "i=0; until d=$(" + GuestSession.AGENT + " disk vbake-output 2>/dev/null); do i=$((i+1)); "
+                + "[ $i -lt 100 ] || { echo 'the output disk did not appear' >&2; exit 1; }; sleep 0.1; done\n"
                 + "/usr/sbin/mke2fs -q -F -t ext4 -L vbake-data -E lazy_itable_init=1,lazy_journal_init=1 \"$d\"\n"
                 + "mkdir -p /run/vbake/out\n"
                 + "mount -t ext4 \"$d\" /run/vbake/out\n"

@@ -77,7 +77,8 @@ public final class StoreVerifier {
         Path stateRoot = Scratch.newPrivateDirectory(scratch, "verify-");
         try (InputDisk disk = InputDisk.create(scratch)) {
             StorageTrees.stage(tree, disk);
-            GuestOptions fresh = options.withStateRoot(stateRoot).withInputDisk(disk.build(runner));
+            // A fresh store every time: nothing a saved guest could be resumed on.
+            GuestOptions fresh = options.withStateRoot(stateRoot).withInputDisk(disk.build(runner)).withResume(false);
             try (GuestSession session = GuestSession.boot(fresh, runner, events,
                     s -> StorageTrees.unpack(s, disk, events))) {
                 Report images = check(session, command);

@@ -19,6 +19,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.vbake.it.CliProcess.Result;
 import org.vbake.api.Arch;
 import org.vbake.api.RuntimeKind;
 import org.vbake.instance.Trees;
@@ -32,8 +33,7 @@ import org.vbake.storage.TreeNormalizer;
  */
 class VmemresIT {
 
-    private static final Path JAR = Path.of("target/vbake.jar").toAbsolutePath();
-    private static final String EPOCH = "1700000000";
+    private static final String EPOCH = CliProcess.EPOCH;
 
     private static Path work;
     private static Path small;
@@ -41,8 +41,6 @@ class VmemresIT {
     private static Path big;
     private static final List<Path> stateDirs = new ArrayList<>();
 
-    record Result(int code, String out, String err, long millis) {
-    }
 
     @BeforeAll
     static void images() throws Exception {
@@ -93,50 +91,19 @@ class VmemresIT {
 
     static Result cli(String prog, String arch, Path stateDir, Map<String, String> env, byte[] stdin, String... args)
             throws IOException, InterruptedException {
-        List<String> argv = new ArrayList<>(launcher(prog));
-        argv.addAll(List.of("-a", arch, "--state-dir", stateDir.toString()));
-        argv.addAll(List.of(args));
-        return run(argv, env, stdin);
+        return new CliProcess(work).cli(prog, arch, stateDir, env, stdin, args);
     }
 
     static List<String> launcher() {
-        return launcher("vdkr");
+        return CliProcess.launcher("vdkr");
     }
 
     static List<String> launcher(String prog) {
-        return List.of(ProcessHandle.current().info().command().orElse("java"), "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1", "-Dvbake.prog=" + prog, "-jar", JAR.toString());
+        return CliProcess.launcher(prog);
     }
 
     static Result run(List<String> argv, Map<String, String> env, byte[] stdin) throws IOException, InterruptedException {
-        ProcessBuilder pb = new ProcessBuilder(argv);
-        pb.environment().put("SOURCE_DATE_EPOCH", EPOCH);
-        pb.environment().put("XDG_CONFIG_HOME", work.resolve("config").toString());
-        pb.environment().putAll(env);
-        Path out = Files.createTempFile(work, "out", ".txt");
-        Path err = Files.createTempFile(work, "err", ".txt");
-        pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-        if (stdin == null) {
-            pb.redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        }
-        long t0 = System.nanoTime();
-        Process p = pb.start();
-        if (stdin != null) {
-            try (var in = p.getOutputStream()) {
-                in.write(stdin);
-            }
-        }
-        if (!p.waitFor(10, TimeUnit.MINUTES)) {
-            p.destroyForcibly();
-            throw new AssertionError("timed out: " + argv);
-        }
-        long ms = (System.nanoTime() - t0) / 1_000_000;
-        String stderr = Files.readString(err);
-        Result r = new Result(p.exitValue(), Files.readString(out),
-                p.exitValue() == 0 ? stderr : InProcessCli.withLogTail(stderr), ms);
-        Files.delete(out);
-        Files.delete(err);
-        return r;
+        return new CliProcess(work).run(argv, env, stdin);
     }
 
     static final int STATUS_RUNNING = 0;
@@ -171,11 +138,11 @@ class VmemresIT {
         return r;
     }
 
-    /** vdkr's config file for the launched clients (removed by the test when done). */
     private static void signal(String name, long pid) throws IOException, InterruptedException {
         assertThat(new ProcessBuilder("kill", "-" + name, Long.toString(pid)).start().waitFor()).isZero();
     }
 
+    /** vdkr's config file for the launched clients (removed by the test when done). */
     private static void config(String content) throws IOException {
         Files.createDirectories(work.resolve("config/vdkr"));
         Files.writeString(work.resolve("config/vdkr/config"), content);
@@ -333,7 +300,12 @@ class VmemresIT {
             assertThat(after.out()).contains(": stopped", "idle for 12 s");
             assertThat(ProcessHandle.of(qemuPid).map(ProcessHandle::isAlive).orElse(false)).isFalse();
             assertThat(state.resolve("trixie/run/daemon.sock")).doesNotExist();
-            assertThat(Files.readString(state.resolve("trixie/console.log"))).contains("power-off: unmounting");
+            // Saved for the next start, its state disk frozen clean.
+            assertThat(state.resolve("trixie/snapshot/snapshot.json")).exists();
+            Process fsck = new ProcessBuilder("/sbin/e2fsck", "-fn", state.resolve("trixie/state.ext4").toString())
+                    .redirectErrorStream(true).start();
+            String fsckOut = new String(fsck.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertThat(fsck.waitFor()).as(fsckOut).isZero();
 
             // The image is on the state disk for the next (cold) command.
             assertThat(ok(vdkr(state, Map.of(), "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"))
