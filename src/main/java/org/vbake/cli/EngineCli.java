@@ -47,7 +47,7 @@ import picocli.CommandLine.Parameters;
  */
 final class EngineCli {
 
-    private final ToolConfig config;
+    private ToolConfig config;
     private final InputStream stdin;
     private final OutputStream out;
     private final PrintStream err;
@@ -118,6 +118,52 @@ final class EngineCli {
                         + "$REGISTRY_AUTH_FILE, containers/auth.json, ~/.docker/config.json.")
         Path authFile;
 
+        @Option(names = "--config", paramLabel = "FILE",
+                description = "Registry credentials file, as --authfile (meta-virtualization's name for it).")
+        Path registryConfig;
+
+        @Option(names = "--config-dir", paramLabel = "DIR",
+                description = "Read and write the config (vconfig) in DIR/config instead of ~/.config/vdkr (vpdmn).")
+        Path configDir;
+
+        @Option(names = "--registry", paramLabel = "HOST[:PORT]",
+                description = "Registry for image names that name none (pull alpine:3.20 from HOST). Config: registry=.")
+        String registry;
+
+        @Option(names = "--no-registry", description = "No default registry, whatever the config says.")
+        boolean noRegistry;
+
+        @Option(names = "--secure-registry",
+                description = "Use TLS for the default registry even when it is on a loopback address.")
+        boolean secureRegistry;
+
+        @Option(names = "--ca-cert", paramLabel = "FILE",
+                description = "Trust this CA certificate (PEM) for registries with a certificate of their own.")
+        Path caCert;
+
+        @Option(names = "--no-daemon",
+                description = "Do not use or start a resident guest for this command (refused while one uses the store).")
+        boolean noDaemon;
+
+        @Option(names = "--stateless",
+                description = "Use a throw-away store: nothing is kept after the command (export it with --storage).")
+        boolean stateless;
+
+        @Option(names = "--no-kvm", description = "Never use KVM, even for a guest of the host's arch.")
+        boolean noKvm;
+
+        @Option(names = {"--no-network", "--network"}, hidden = true,
+                description = "Accepted for meta-virtualization's scripts: cold guests have no network device, "
+                        + "resident ones forward published ports.")
+        boolean networkOption;
+
+        @Option(names = {"--verbose"}, description = "As --debug.")
+        boolean verbose;
+
+        @Option(names = {"--registry-user", "--registry-password", "--registry-pass", "--blob-dir"}, hidden = true,
+                paramLabel = "VALUE")
+        String refused;
+
         @Option(names = "--allow-arch-mismatch",
                 description = "Import a single-arch image even when it is not for the target arch.")
         boolean allowArchMismatch;
@@ -143,6 +189,25 @@ final class EngineCli {
     }
 
     int run(String[] argv) {
+        for (String a : argv) {
+            if (!a.startsWith("-")) {
+                break;   // the engine's words from here on
+            }
+            String name = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
+            if (List.of("--registry-user", "--registry-password", "--registry-pass").contains(name)) {
+                err.println(config.prog() + ": " + name + ": registry credentials are not taken on the command line "
+                        + "(they would show in ps and in logs)");
+                err.println(config.prog() + ": store them with '" + config.prog() + " login --username USER "
+                        + "--password-stdin HOST', or pass --authfile FILE");
+                return ExitCodes.BAD_INPUT;
+            }
+            if (name.equals("--blob-dir")) {
+                err.println(config.prog() + ": --blob-dir: vbake builds its guest images from Debian packages into "
+                        + "its cache; there are no prebuilt blobs to point at");
+                err.println(config.prog() + ": set VBAKE_CACHE_DIR to keep the cache elsewhere");
+                return ExitCodes.BAD_INPUT;
+            }
+        }
         Args args = new Args();
         if (!FastOptionParser.parse(args, argv)) {
             args = new Args();
@@ -184,7 +249,14 @@ final class EngineCli {
     }
 
     private int execute(Args args) {
-        EventPrinter events = new EventPrinter(config.prog(), err, args.debug);
+        if (args.configDir != null) {
+            config = new ToolConfig(config.prog(), config.runtime(), config.env(), args.configDir.resolve("config"));
+        }
+        EventPrinter events = new EventPrinter(config.prog(), err, args.debug || args.verbose);
+        if (args.networkOption) {
+            events.on(new Event.Debug("--network/--no-network: nothing to do: cold guests have no network device, "
+                    + "resident ones forward published ports"));
+        }
         try {
             if (args.command.isEmpty()) {
                 throw new BadInputException("no command given", "try '" + config.prog() + " images' or '"
@@ -196,8 +268,32 @@ final class EngineCli {
             if (verb.equals("clean")) {
                 return clean(options, rest);
             }
-            if (verb.equals("vmemres")) {
+            if (verb.equals("vmemres") || verb.equals("memres")) {
                 return new VmemresCommand(config, options, idleTimeout(), out, err, events).run(rest);
+            }
+            PrintStream printOut = new PrintStream(out, true, StandardCharsets.UTF_8);
+            if (verb.equals("vstorage")) {
+                Path root = options.stateRoot() != null ? options.stateRoot()
+                        : StateDir.defaultRoot(config.runtime(), options.arch());
+                return new VstorageCommand(config, root, options.arch(), printOut).run(rest);
+            }
+            if (verb.equals("vconfig")) {
+                return new VconfigCommand(config, printOut).run(rest);
+            }
+            if (verb.equals("login") || verb.equals("logout")) {
+                LoginCommand login = new LoginCommand(config, stdin, printOut, events);
+                Path authFile = args.authFile != null ? args.authFile : args.registryConfig;
+                return verb.equals("login")
+                        ? login.login(rest, authFile, Set.copyOf(args.insecureRegistries), args.caCert)
+                        : login.logout(rest, authFile);
+            }
+            String missing = SUBCOMMANDS.get(verb);
+            if (missing != null && rest.stream().allMatch(a -> a.startsWith("-"))
+                    && !rest.contains("--help") && !rest.contains("-h")) {
+                // As the engine's own CLI does with nothing after it, but as a failure.
+                err.println(config.prog() + ": " + verb + " requires a subcommand: " + missing);
+                err.println("Run '" + config.prog() + " " + verb + " --help' for usage");
+                return ExitCodes.FAILURE;
             }
             return runInGuest(options, args, events);
         } catch (VbakeException e) {
@@ -264,6 +360,7 @@ final class EngineCli {
         boolean resumeOn = !args.noResume && (resume == null || List.of("true", "yes", "1").contains(resume.strip()));
         return GuestOptions.defaults(arch, config.runtime())
                 .withResume(resumeOn)
+                .withKvm(!args.noKvm)
                 .withSuite(suite)
                 .withStateRoot(stateDir)
                 .withCacheDir(cache != null && !cache.isBlank() ? Path.of(cache) : null)
@@ -273,7 +370,19 @@ final class EngineCli {
 
     private int runInGuest(GuestOptions options, Args args, EventPrinter events)
             throws VbakeException, InterruptedException {
+        if (args.stateless) {
+            return stateless(options, args, events);
+        }
         StateDir sd = StateDir.of(options.stateRoot(), options.arch(), options.runtime(), options.suite());
+        if (args.noDaemon) {
+            ResidentClient.State st = ResidentClient.status(sd).current();
+            if (st.daemonAlive()) {
+                throw new BadInputException("--no-daemon: a resident guest is " + st.label() + " on " + sd.dir()
+                        + ", and one store takes one guest", "stop it first ('" + config.prog()
+                        + " vmemres stop'), or use another instance (-I NAME) or --stateless");
+            }
+            return runCommand(options, args, events, null);
+        }
         ResidentClient.Link link = ResidentClient.connect(sd, options.bootTimeout());
         if (link == null && autoDaemon()) {
             new GuestImages(cacheRoot(options), new CommonsExecRunner(), events)
@@ -296,6 +405,28 @@ final class EngineCli {
         } finally {
             if (link != null) {
                 link.close();
+            }
+        }
+    }
+
+    /** {@code --stateless}: a store of its own for this one command, gone afterwards. */
+    private int stateless(GuestOptions options, Args args, EventPrinter events)
+            throws VbakeException, InterruptedException {
+        Path tmp = cacheRoot(options).resolve("tmp");
+        Scratch.sweep(tmp, "stateless-", "");
+        Path root;
+        try {
+            root = Scratch.newPrivateDirectory(tmp, "stateless-");
+        } catch (IOException e) {
+            throw new BadInputException("--stateless: cannot make a store in " + tmp + ": " + e.getMessage());
+        }
+        try {
+            return runCommand(options.withStateRoot(root).withResume(false), args, events, null);
+        } finally {
+            try {
+                Trees.deleteTree(root);
+            } catch (IOException e) {
+                events.on(new Event.Debug("--stateless: left " + root + ": " + e.getMessage()));
             }
         }
     }
@@ -375,8 +506,16 @@ final class EngineCli {
         boolean tty = Terminal.interactive() && handleSignals
                 && (shell || (runArgs != null && runArgs.tty()) || (verb.equals("start") && words.contains("-ai")));
         Path cacheRoot = cacheRoot(options);
-        HostCommands.Settings settings = new HostCommands.Settings(Set.copyOf(args.insecureRegistries), args.authFile,
-                args.allowArchMismatch, config.env(), cacheRoot);
+        if (args.authFile != null && args.registryConfig != null && !args.authFile.equals(args.registryConfig)) {
+            throw new BadInputException("--authfile and --config name different files", "give one of them");
+        }
+        String registry = args.noRegistry ? null : args.registry != null ? args.registry : config.configValue("registry");
+        if (registry != null && !registry.isBlank()) {
+            VconfigCommand.validate("registry", registry);
+        }
+        HostCommands.Settings settings = new HostCommands.Settings(Set.copyOf(args.insecureRegistries),
+                args.authFile != null ? args.authFile : args.registryConfig, args.allowArchMismatch, config.env(),
+                cacheRoot, registry == null || registry.isBlank() ? null : registry, args.caCert, args.secureRegistry);
         HostCommands host = new HostCommands(options, runtime, settings, events, stdin, out, err);
         CommonsExecRunner runner = new CommonsExecRunner();
         AtomicInteger interrupts = new AtomicInteger();
@@ -516,6 +655,11 @@ final class EngineCli {
             CommandRunner.discard(export);
         }
     }
+
+    /** Engine words that are only a group of subcommands: alone, they are an error (not the engine's help). */
+    private static final java.util.Map<String, String> SUBCOMMANDS = java.util.Map.of(
+            "system", "df, prune, events, info",
+            "image", "ls, rm, pull, inspect, tag, push, prune, history");
 
     private static final Set<String> READ_ONLY = Set.of("images", "ps", "inspect", "info", "version", "logs",
             "history", "events", "top", "stats", "port", "diff", "search", "save", "export", "cp");

@@ -51,9 +51,31 @@ final class HostCommands {
         }
     }
 
-    /** What the vdkr/vpdmn options say about registries and arch checks. */
+    /**
+     * What the vdkr/vpdmn options say about registries and arch checks.
+     *
+     * @param defaultRegistry registry for names that name none ({@code alpine:3.20}); null for docker.io
+     * @param caCert          a CA to trust besides the JDK's (PEM), or null
+     * @param tlsForLoopback  https also for loopback registries (--secure-registry)
+     */
     record Settings(Set<String> insecureRegistries, Path authFile, boolean allowArchMismatch, Map<String, String> env,
-            Path cacheRoot) {
+            Path cacheRoot, String defaultRegistry, Path caCert, boolean tlsForLoopback) {
+    }
+
+    /**
+     * {@code alpine:3.20} with a default registry set: {@code HOST/alpine:3.20}; a name whose first
+     * part is a host ({@code a.b/x}, {@code h:5000/x}, {@code localhost/x}) is left as it is.
+     */
+    static String withDefaultRegistry(String name, String registry) {
+        if (registry == null) {
+            return name;
+        }
+        int slash = name.indexOf('/');
+        String first = slash < 0 ? "" : name.substring(0, slash);
+        if (first.contains(".") || first.contains(":") || first.equals("localhost")) {
+            return name;
+        }
+        return registry.replaceAll("/+$", "") + "/" + name;
     }
 
     private final GuestOptions options;
@@ -89,7 +111,8 @@ final class HostCommands {
             case "import":
                 return importRootfs(rest, disk);
             case "save":
-                return save(rest);
+            case "export":
+                return toHostFile(verb, rest);
             case "images":
                 return images(command);
             default:
@@ -157,13 +180,14 @@ final class HostCommands {
         if (refs.isEmpty()) {
             throw new BadInputException("pull: no image given", "e.g. pull docker.io/library/alpine:3.20");
         }
-        RegistryClient client = new RegistryClient(settings.insecureRegistries(),
-                RegistryAuth.load(settings.authFile(), settings.env(), events), events);
+        RegistryClient client = RegistryClient.create(settings.insecureRegistries(),
+                RegistryAuth.load(settings.authFile(), settings.env(), events), events, settings.caCert(),
+                settings.tlsForLoopback());
         ImageLoader loader = loader();
         List<ImageLoader.Staged> staged = new ArrayList<>();
         int n = 0;
         for (String r : refs) {
-            ImageRef ref = ImageRef.parse(r);
+            ImageRef ref = ImageRef.parse(withDefaultRegistry(r, settings.defaultRegistry()));
             RegistryClient.Result result = client.resolve(ref, options.arch(), settings.allowArchMismatch(), cache());
             List<String> tags = ref.tag() != null ? List.of(ref.name() + ":" + ref.tag()) : List.of();
             staged.add(loader.stage(result.image(), tags, result.repoDigest(), disk, "pull-" + n++));
@@ -323,15 +347,18 @@ final class HostCommands {
         return session -> exitCode(session.runCli(argv, null, out, err));
     }
 
-    /** {@code save -o FILE}: the archive streams out of the guest into FILE, which appears only when complete. */
-    private Plan save(List<String> args) throws VbakeException, IOException {
+    /**
+     * {@code save -o FILE} (images) and {@code export -o FILE} (a container's filesystem): the tar
+     * streams out of the guest into FILE on the host, which appears only when complete.
+     */
+    private Plan toHostFile(String verb, List<String> args) throws VbakeException, IOException {
         Path output = null;
-        List<String> rest = new ArrayList<>(List.of("save"));
+        List<String> rest = new ArrayList<>(List.of(verb));
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
             if (a.equals("-o") || a.equals("--output")) {
                 if (i + 1 >= args.size()) {
-                    throw new BadInputException("save: " + a + " needs a file");
+                    throw new BadInputException(verb + ": " + a + " needs a file");
                 }
                 output = Path.of(args.get(++i));
             } else if (a.startsWith("--output=")) {
@@ -344,9 +371,9 @@ final class HostCommands {
             return passthrough(rest);
         }
         Path target = output;
-        StorageFile.checkDirectory(target, "save -o");
+        StorageFile.checkDirectory(target, verb + " -o");
         return session -> {
-            try (StorageFile sf = StorageFile.createPlain(target, "save -o")) {
+            try (StorageFile sf = StorageFile.createPlain(target, verb + " -o")) {
                 ExitStatus st = session.runCli(rest, null, sf.stream(), err);
                 if (st.succeeded()) {
                     sf.commit();

@@ -28,23 +28,28 @@ final class PublishedPorts {
     static List<Port> parse(RunArgs args) throws BadInputException {
         List<Port> ports = new ArrayList<>();
         for (RunArgs.Publish p : args.publishes()) {
-            Matcher m = SPEC.matcher(p.value());
-            if (!m.matches()) {
-                throw new BadInputException("-p " + p.value() + ": give HOST_PORT:CONTAINER_PORT[/tcp|udp]",
-                        "ranges, random host ports and other host addresses than 127.0.0.1 are not supported");
-            }
-            int host = Integer.parseInt(m.group(2));
-            int guest = Integer.parseInt(m.group(3));
-            if (host < 1 || host > 65535 || guest < 1 || guest > 65535) {
-                throw new BadInputException("-p " + p.value() + ": ports are 1 to 65535");
-            }
-            ports.add(new Port(m.group(4) != null ? m.group(4) : "tcp", host, guest));
+            ports.addAll(parse(p.value()));
         }
         if (!ports.isEmpty() && args.networkGiven()) {
             throw new BadInputException("-p cannot be combined with --network here",
                     "a container that publishes ports runs on the guest's own network");
         }
         return ports;
+    }
+
+    /** One {@code [127.0.0.1:]HOST:PORT[/proto]}. */
+    static List<Port> parse(String spec) throws BadInputException {
+        Matcher m = SPEC.matcher(spec);
+        if (!m.matches()) {
+            throw new BadInputException("-p " + spec + ": give HOST_PORT:CONTAINER_PORT[/tcp|udp]",
+                    "ranges, random host ports and other host addresses than 127.0.0.1 are not supported");
+        }
+        int host = Integer.parseInt(m.group(2));
+        int guest = Integer.parseInt(m.group(3));
+        if (host < 1 || host > 65535 || guest < 1 || guest > 65535) {
+            throw new BadInputException("-p " + spec + ": ports are 1 to 65535");
+        }
+        return List.of(new Port(m.group(4) != null ? m.group(4) : "tcp", host, guest));
     }
 
     /** The command without its -p options and with {@code --network=host} after the verb. */

@@ -10,9 +10,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
+import org.vbake.agent.Protocol;
 import org.vbake.agent.Protocol.DaemonStatus;
 import org.vbake.api.Arch;
 import org.vbake.api.BadInputException;
+import org.vbake.api.GuestException;
 import org.vbake.api.VbakeException;
 import org.vbake.image.GuestImages;
 import org.vbake.instance.StateDir;
@@ -28,7 +30,8 @@ import org.vbake.session.GuestOptions;
  */
 final class VmemresCommand {
 
-    private static final String USAGE = "usage: vmemres start | stop | restart [--clean] | status | list";
+    private static final String USAGE = "usage: vmemres start [-p HOST:GUEST[/udp]]... | stop | restart [--clean] "
+            + "[-p ...] | status | list";
 
     /** How {@code status} exits, for scripts that wait for a state. */
     static final String STATUS_CODES = "status exits 0 running, 1 stopped (never started, stopped, failed or died), "
@@ -56,14 +59,36 @@ final class VmemresCommand {
             throw new BadInputException("vmemres: no action given", USAGE);
         }
         String action = args.get(0);
-        List<String> rest = args.subList(1, args.size());
+        List<String> rest = new ArrayList<>(args.subList(1, args.size()));
+        // meta-virtualization's options: -p H:G[/proto] at start; --no-registry (nothing to do:
+        // no registry is baked into vbake's guests); -f/--force at stop (every stop is bounded).
+        List<String> publish = new ArrayList<>();
+        for (int i = 0; i < rest.size(); i++) {
+            String a = rest.get(i);
+            if ((a.equals("-p") || a.equals("--publish")) && (action.equals("start") || action.equals("restart"))) {
+                if (i + 1 >= rest.size()) {
+                    throw new BadInputException("vmemres " + action + ": " + a + " needs HOST_PORT:GUEST_PORT", USAGE);
+                }
+                publish.add(rest.get(i + 1));
+                rest.subList(i, i + 2).clear();
+                i--;
+            } else if (a.equals("--no-registry") || ((a.equals("-f") || a.equals("--force"))
+                    && (action.equals("stop") || action.equals("restart")))) {
+                events.on(new org.vbake.api.Event.Debug("vmemres " + action + " " + a + ": nothing to do here"));
+                rest.remove(i--);
+            }
+        }
         boolean clean = rest.equals(List.of("--clean"));
         if (!rest.isEmpty() && !(action.equals("restart") && clean)) {
             throw new BadInputException("vmemres " + action + ": unexpected " + String.join(" ", rest), USAGE);
         }
+        List<PublishedPorts.Port> ports = new ArrayList<>();
+        for (String p : publish) {
+            ports.addAll(PublishedPorts.parse(p));
+        }
         StateDir state = state();
         return switch (action) {
-            case "start" -> start(state);
+            case "start" -> start(state, ports);
             case "stop" -> {
                 out.println(label(state) + ": " + ResidentClient.stop(state));
                 yield ExitCodes.OK;
@@ -73,7 +98,7 @@ final class VmemresCommand {
                 if (clean) {
                     removeStore(state);
                 }
-                yield start(state);
+                yield start(state, ports);
             }
             case "status" -> status(state);
             case "list" -> list();
@@ -89,11 +114,13 @@ final class VmemresCommand {
         return config.toolName() + " " + options.arch().id() + " (" + state.dir() + ")";
     }
 
-    private int start(StateDir state) throws VbakeException, InterruptedException {
+    private int start(StateDir state, List<PublishedPorts.Port> ports) throws VbakeException, InterruptedException {
         ResidentClient.Link already = ResidentClient.connect(state, options.bootTimeout());
         if (already != null) {
-            already.close();
-            out.println(label(state) + ": already running (pid " + already.record().pid() + ")");
+            try (already) {
+                out.println(label(state) + ": already running (pid " + already.record().pid() + ")");
+                forward(state, already, ports);
+            }
             return ExitCodes.OK;
         }
         // Built (or checked) here, with progress on the terminal, rather than silently in the daemon.
@@ -105,8 +132,27 @@ final class VmemresCommand {
             out.printf("%s: running (pid %d, started in %.1f s%s)%n", label(state), link.record().pid(),
                     (System.nanoTime() - t0) / 1e9,
                     idleTimeout.isZero() ? "" : ", powers off after " + human(idleTimeout.toSeconds()) + " idle");
+            forward(state, link, ports);
         }
         return ExitCodes.OK;
+    }
+
+    /** Static forwards for the guest's life: host port to a guest port, where a container listens. */
+    private void forward(StateDir state, ResidentClient.Link link, List<PublishedPorts.Port> ports)
+            throws VbakeException, InterruptedException {
+        for (PublishedPorts.Port p : ports) {
+            try {
+                Protocol.Forward r = link.client().forward(new Protocol.Forward(p.protocol(), p.host(), p.guest(),
+                        null, null), Duration.ofSeconds(30));
+                if (!Boolean.TRUE.equals(r.ok())) {
+                    throw new BadInputException("-p " + p.host() + ":" + p.guest() + ": " + r.message());
+                }
+                out.println(label(state) + ": forwarding 127.0.0.1:" + p.host() + " to guest port " + p.guest() + "/"
+                        + p.protocol());
+            } catch (IOException e) {
+                throw new GuestException("lost the resident guest: " + e.getMessage(), state.daemonLog(), e);
+            }
+        }
     }
 
     /** {@code restart --clean}: the state disk and any saved guest go, so the next boot starts from an empty store. */

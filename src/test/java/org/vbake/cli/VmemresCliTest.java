@@ -38,7 +38,7 @@ class VmemresCliTest {
     void vmemresWithoutActionIsBadUsageWithTheActions() {
         Result r = run("-a", "aarch64", "--state-dir", home.resolve("s").toString(), "vmemres");
         assertThat(r.code()).isEqualTo(ExitCodes.BAD_INPUT);
-        assertThat(r.err()).contains("vmemres: no action given", "start | stop | restart [--clean] | status | list");
+        assertThat(r.err()).contains("vmemres: no action given", "start [-p HOST:GUEST[/udp]]... | stop | restart [--clean]", "| status | list");
     }
 
     @Test

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -141,6 +142,112 @@ public final class RegistryAuth {
     @Override
     public String toString() {
         return "RegistryAuth" + files();
+    }
+
+    /** Just these credentials for {@code host} (to check them before they are stored). */
+    public static RegistryAuth of(String host, String username, String password) {
+        Path none = Path.of("(login)");
+        AuthFile f = new AuthFile(none, Map.of(canonicalHost(host), new Entry(new Credentials(username, password,
+                null, none))), Set.of(), null);
+        return new RegistryAuth(List.of(f), EventListener.NONE);
+    }
+
+    /**
+     * Where {@code login} writes for this tool, as docker and podman do: an explicit file (the
+     * flag, then {@code $REGISTRY_AUTH_FILE}); else docker's {@code config.json} (in
+     * {@code $DOCKER_CONFIG} or {@code ~/.docker}) for vdkr, and podman's persistent
+     * {@code ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json} for vpdmn. The pulls read all of them.
+     */
+    public static Path loginFile(Path explicitFile, Map<String, String> env, boolean docker) {
+        if (explicitFile != null) {
+            return explicitFile;
+        }
+        String fromEnv = nonBlank(env.get("REGISTRY_AUTH_FILE"));
+        if (fromEnv != null) {
+            return Path.of(fromEnv);
+        }
+        String home = env.getOrDefault("HOME", System.getProperty("user.home"));
+        if (docker) {
+            String dockerConfig = nonBlank(env.get("DOCKER_CONFIG"));
+            return (dockerConfig != null ? Path.of(dockerConfig) : Path.of(home, ".docker")).resolve("config.json");
+        }
+        String configHome = nonBlank(env.get("XDG_CONFIG_HOME"));
+        return (configHome != null ? Path.of(configHome) : Path.of(home, ".config")).resolve("containers")
+                .resolve("auth.json");
+    }
+
+    /**
+     * Writes (or replaces) {@code host}'s entry in {@code file}, keeping everything else in it;
+     * the file is 0600 and written whole under a new name first. Returns the file.
+     */
+    public static Path store(Path file, String host, String username, String password) throws BadInputException {
+        ObjectNode root = readForUpdate(file);
+        ObjectNode auths = root.has("auths") && root.get("auths").isObject() ? (ObjectNode) root.get("auths")
+                : root.putObject("auths");
+        auths.putObject(canonicalHost(host)).put("auth", Base64.getEncoder().encodeToString(
+                (username + ":" + password).getBytes(StandardCharsets.UTF_8)));
+        writePrivate(file, root);
+        return file;
+    }
+
+    /** Removes {@code host}'s entry from {@code file}; false when it had none. */
+    public static boolean remove(Path file, String host) throws BadInputException {
+        if (!Files.isRegularFile(file)) {
+            return false;
+        }
+        ObjectNode root = readForUpdate(file);
+        JsonNode auths = root.get("auths");
+        String key = canonicalHost(host);
+        boolean removed = false;
+        if (auths instanceof ObjectNode o) {
+            List<String> keys = new ArrayList<>();
+            o.fieldNames().forEachRemaining(keys::add);
+            for (String k : keys) {
+                if (normaliseKey(k).equals(key)) {
+                    o.remove(k);
+                    removed = true;
+                }
+            }
+        }
+        if (removed) {
+            writePrivate(file, root);
+        }
+        return removed;
+    }
+
+    private static ObjectNode readForUpdate(Path file) throws BadInputException {
+        if (!Files.exists(file)) {
+            return JSON.createObjectNode();
+        }
+        try {
+            JsonNode n = JSON.readTree(Files.readAllBytes(file));
+            if (n == null || n.isMissingNode()) {
+                return JSON.createObjectNode();
+            }
+            if (!(n instanceof ObjectNode o)) {
+                throw malformed(file, "the top level is not a JSON object");
+            }
+            return o;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw malformed(file, "not valid JSON");
+        } catch (IOException e) {
+            throw new BadInputException("cannot read auth file " + file + ": " + e.getClass().getSimpleName());
+        }
+    }
+
+    private static void writePrivate(Path file, ObjectNode root) throws BadInputException {
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+            Path tmp = file.resolveSibling(file.getFileName() + ".new");
+            Files.deleteIfExists(tmp);
+            Files.createFile(tmp, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.write(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(root));
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new BadInputException("cannot write auth file " + file + ": " + e.getMessage());
+        }
     }
 
     /** Docker Hub has several names in auth files; all of them mean docker.io. */

@@ -150,6 +150,59 @@ public final class RegistryClient {
         return this;
     }
 
+    /**
+     * A client that also trusts {@code caCert} (a PEM file of one or more certificates, for a
+     * registry with a CA of its own; null for the JDK's CAs only) and, with
+     * {@code tlsForLoopback}, speaks https to loopback registries too (unless named insecure).
+     */
+    public static RegistryClient create(Set<String> insecureRegistries, RegistryAuth auth, EventListener events,
+            java.nio.file.Path caCert, boolean tlsForLoopback) throws BadInputException {
+        HttpClient http = caCert == null ? defaultHttpClient() : HttpClient.newBuilder()
+                .connectTimeout(CONNECT_TIMEOUT)
+                .followRedirects(HttpClient.Redirect.NEVER)
+                .sslContext(trusting(caCert))
+                .build();
+        return new RegistryClient(http, insecureRegistries, auth, events, RESPONSE_TIMEOUT, IDLE_TIMEOUT,
+                !tlsForLoopback);
+    }
+
+    /** The JDK's CAs plus those in {@code pem}. */
+    static javax.net.ssl.SSLContext trusting(java.nio.file.Path pem) throws BadInputException {
+        try {
+            java.security.KeyStore ks = java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
+            java.nio.file.Path cacerts = java.nio.file.Path.of(System.getProperty("java.home"), "lib", "security",
+                    "cacerts");
+            if (java.nio.file.Files.isRegularFile(cacerts)) {
+                try (java.io.InputStream in = java.nio.file.Files.newInputStream(cacerts)) {
+                    ks.load(in, "changeit".toCharArray());
+                }
+            } else {
+                ks.load(null, null);
+            }
+            java.util.Collection<? extends java.security.cert.Certificate> certs;
+            try (java.io.InputStream in = java.nio.file.Files.newInputStream(pem)) {
+                certs = java.security.cert.CertificateFactory.getInstance("X.509").generateCertificates(in);
+            }
+            if (certs.isEmpty()) {
+                throw new BadInputException("--ca-cert " + pem + ": holds no certificate");
+            }
+            int i = 0;
+            for (java.security.cert.Certificate c : certs) {
+                ks.setCertificateEntry("vbake-ca-" + i++, c);
+            }
+            javax.net.ssl.TrustManagerFactory tmf = javax.net.ssl.TrustManagerFactory.getInstance(
+                    javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(ks);
+            javax.net.ssl.SSLContext ctx = javax.net.ssl.SSLContext.getInstance("TLS");
+            ctx.init(null, tmf.getTrustManagers(), null);
+            return ctx;
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new BadInputException("--ca-cert " + pem + ": no such file");
+        } catch (java.io.IOException | java.security.GeneralSecurityException e) {
+            throw new BadInputException("--ca-cert " + pem + ": not a PEM certificate (" + e.getMessage() + ")");
+        }
+    }
+
     /** Connect timeout 30 s; redirects are left to the RegistryClient. */
     public static HttpClient defaultHttpClient() {
         return HttpClient.newBuilder()
@@ -703,6 +756,37 @@ public final class RegistryClient {
             throw new BadInputException(what + " is not valid JSON: " + e.getOriginalMessage());
         } catch (IOException e) {
             throw new BadInputException(what + " cannot be read: " + e.getMessage());
+        }
+    }
+
+    /**
+     * Checks the credentials this client has for {@code host} as {@code docker login} does: the
+     * registry's API root, answering its challenge (a token for a Bearer one, the credentials for
+     * Basic). Fails with "unauthorized" when the registry refuses them.
+     */
+    public void checkLogin(String host) throws VbakeException {
+        ImageRef ref = ImageRef.parse(host + "/library/vbake-login-check");
+        URI uri = URI.create(baseUri(ref) + "/v2/");
+        String what = "login to " + host;
+        try (Response r = follow(uri, null, null, what)) {
+            if (r.status() == 200) {
+                return;
+            }
+            if (r.status() != 401) {
+                throw new VbakeException(1, what + ": " + host + " answered " + r.status(), null, null);
+            }
+            String authorization;
+            try {
+                authorization = authorize(ref, r.headers().allValues("WWW-Authenticate"), what);
+            } catch (BadInputException e) {
+                throw new VbakeException(1, what + " failed: unauthorized (wrong username or password)", null, e);
+            }
+            try (Response again = follow(uri, null, authorization, what)) {
+                if (again.status() != 200) {
+                    throw new VbakeException(1, what + " failed: unauthorized (" + host + " answered "
+                            + again.status() + ")", null, null);
+                }
+            }
         }
     }
 

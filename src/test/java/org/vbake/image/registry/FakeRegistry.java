@@ -117,6 +117,10 @@ final class FakeRegistry implements AutoCloseable {
             if (!authorized(ex)) {
                 return;
             }
+            if (path.equals("/v2/")) {
+                send(ex, 200, "application/json", "{}");
+                return;
+            }
             Matcher m = MANIFEST.matcher(path);
             if (m.matches()) {
                 Stored s = manifests.get(m.group(1) + (m.group(2).startsWith("sha256:") ? "@" : ":") + m.group(2));
