@@ -662,7 +662,7 @@ final class EngineCli {
             "image", "ls, rm, pull, inspect, tag, push, prune, history");
 
     private static final Set<String> READ_ONLY = Set.of("images", "ps", "inspect", "info", "version", "logs",
-            "history", "events", "top", "stats", "port", "diff", "search", "save", "export", "cp");
+            "history", "events", "top", "stats", "port", "diff", "search", "save", "export");
     private static final Set<String> READ_ONLY_SUB = Set.of("ls", "list", "inspect", "history", "df", "info",
             "save", "export", "logs", "top", "port", "diff", "stats");
 

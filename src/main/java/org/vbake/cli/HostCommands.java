@@ -115,6 +115,8 @@ final class HostCommands {
                 return toHostFile(verb, rest);
             case "images":
                 return images(command);
+            case "cp":
+                return cp(rest);
             default:
                 return passthrough(command);
         }
@@ -381,6 +383,126 @@ final class HostCommands {
                 return exitCode(st);
             }
         };
+    }
+
+    /**
+     * {@code cp [OPTIONS] HOST_PATH CTR:PATH} and {@code cp [OPTIONS] CTR:PATH HOST_PATH}: the host
+     * side goes through the same tree tools as {@code -v} (byte-exact names, hardlinks, modes,
+     * atomic per file), staged in the guest's transfer directory, and the engine's own {@code cp}
+     * does the container side. {@code -} (a tar on stdin or stdout) goes to the engine unchanged.
+     */
+    private Plan cp(List<String> args) throws VbakeException, InterruptedException {
+        List<String> options = new ArrayList<>();
+        List<String> paths = new ArrayList<>();
+        for (String a : args) {
+            if (a.startsWith("-") && !a.equals("-")) {
+                options.add(a);
+            } else {
+                paths.add(a);
+            }
+        }
+        if (paths.size() != 2) {
+            throw new BadInputException("cp: give a source and a destination", "usage: cp [OPTIONS] HOST_PATH CTR:PATH"
+                    + " | cp [OPTIONS] CTR:PATH HOST_PATH");
+        }
+        String src = paths.get(0);
+        String dst = paths.get(1);
+        if (src.equals("-") || dst.equals("-")) {
+            return passthrough(prepend("cp", args));
+        }
+        boolean toContainer = isContainerPath(dst) && !isContainerPath(src);
+        if (toContainer == (isContainerPath(src) && !isContainerPath(dst))) {
+            throw new BadInputException("cp: one path must be CONTAINER:PATH and the other a host path, got " + src
+                    + " and " + dst);
+        }
+        Path helper = new org.vbake.image.HostAgent(settings.cacheRoot(), new org.vbake.process.CommonsExecRunner(),
+                events).ensure();
+        org.vbake.process.ProcessRunner runner = new org.vbake.process.CommonsExecRunner();
+        if (toContainer) {
+            Path host = Path.of(src);
+            if (!Files.exists(host, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new BadInputException("cp: " + host + ": no such file or directory");
+            }
+            return session -> {
+                String t = transfer(session);
+                try {
+                    String name = host.toAbsolutePath().normalize().getFileName().toString();
+                    HostCopy copy = new HostCopy(session, runner, helper, events);
+                    if (Files.isDirectory(host, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                        copy.in(host, t + "/" + name);
+                    } else {
+                        Path one = org.vbake.instance.Scratch.newPrivateDirectory(settings.cacheRoot().resolve("tmp"),
+                                "cp-");
+                        try {
+                            Path link = one.resolve(name);
+                            try {
+                                Files.createLink(link, host);
+                            } catch (IOException | UnsupportedOperationException e) {
+                                Files.copy(host, link, java.nio.file.LinkOption.NOFOLLOW_LINKS,
+                                        java.nio.file.StandardCopyOption.COPY_ATTRIBUTES);
+                            }
+                            copy.in(one, t);
+                        } finally {
+                            org.vbake.instance.Trees.deleteTree(one);
+                        }
+                    }
+                    List<String> argv = new ArrayList<>(List.of("cp"));
+                    argv.addAll(options);
+                    argv.addAll(List.of(t + "/" + name, dst));
+                    return exitCode(session.runCli(argv, null, out, err));
+                } finally {
+                    session.check(List.of("rm", "-rf", t), "remove " + t);
+                }
+            };
+        }
+        Path host = Path.of(dst);
+        Path parent = host.toAbsolutePath().getParent();
+        if (!Files.isDirectory(host) && (parent == null || !Files.isDirectory(parent))) {
+            throw new BadInputException("cp: " + host + ": its directory does not exist");
+        }
+        String name = Path.of(src.substring(src.indexOf(':') + 1)).normalize().getFileName() == null ? "."
+                : Path.of(src.substring(src.indexOf(':') + 1)).normalize().getFileName().toString();
+        return session -> {
+            String t = transfer(session);
+            try {
+                session.check(List.of("mkdir", "-p", t), "make " + t);
+                List<String> argv = new ArrayList<>(List.of("cp"));
+                argv.addAll(options);
+                argv.addAll(List.of(src, t + "/"));
+                int code = exitCode(session.runCli(argv, null, out, err));
+                if (code != 0) {
+                    return code;
+                }
+                HostCopy copy = new HostCopy(session, runner, helper, events);
+                if (Files.isDirectory(host)) {
+                    copy.out(t, host, w -> err.println(runtime.cli() + ": warning: " + w));
+                } else {
+                    // As the engine does: the copy is named HOST_PATH itself; it appears whole.
+                    Path staging = org.vbake.instance.Scratch.newDirectory(parent, "." + host.getFileName() + ".cp-");
+                    try {
+                        copy.out(t, staging, w -> err.println(runtime.cli() + ": warning: " + w));
+                        Files.move(staging.resolve(name), host, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    } finally {
+                        org.vbake.instance.Trees.deleteTree(staging);
+                    }
+                }
+                return 0;
+            } finally {
+                session.check(List.of("rm", "-rf", t), "remove " + t);
+            }
+        };
+    }
+
+    private static boolean isContainerPath(String p) {
+        int colon = p.indexOf(':');
+        int slash = p.indexOf('/');
+        return colon > 0 && (slash < 0 || colon < slash);
+    }
+
+    private static String transfer(GuestSession session) {
+        return session.runtime().storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/cp-"
+                + ProcessHandle.current().pid() + "-" + Long.toHexString(System.nanoTime());
     }
 
     private static List<String> prepend(String verb, List<String> args) {

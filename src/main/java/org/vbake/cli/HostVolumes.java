@@ -1,17 +1,12 @@
 package org.vbake.cli;
 
 import java.io.IOException;
-import java.io.PipedInputStream;
-import java.io.PipedOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReference;
 import org.vbake.api.BadInputException;
-import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.api.VbakeException;
 import org.vbake.image.HostAgent;
@@ -32,8 +27,6 @@ import org.vbake.session.GuestSession;
  * named in one warning.
  */
 final class HostVolumes {
-
-    private static final Duration COPY_TIMEOUT = Duration.ofHours(2);
 
     private final GuestSession session;
     private final RunArgs runArgs;
@@ -87,19 +80,7 @@ final class HostVolumes {
         for (RunArgs.HostVolume v : runArgs.volumes()) {
             Path host = v.host();
             String guest = guestRoot + "/" + n++;
-            long t0 = System.nanoTime();
-            AtomicReference<String> failure = new AtomicReference<>();
-            session.copyIn(guest, out -> {
-                List<String> errors = new ArrayList<>();
-                ProcessRunner.Result r = runner.pipe(List.of(hostAgent.toString(), "export-tree", "--root",
-                        host.toString(), "--skip-xattr", "security.selinux"), null, out, COPY_TIMEOUT, errors::add);
-                errors.forEach(line -> events.on(new Event.Debug(line)));
-                if (!r.ok()) {
-                    failure.set(errors.isEmpty() ? "exit code " + r.exitCode() : errors.get(errors.size() - 1));
-                    throw new IOException(failure.get());
-                }
-            });
-            events.on(new Event.Phase("volume " + host + " copied in", Duration.ofNanos(System.nanoTime() - t0)));
+            new HostCopy(session, runner, hostAgent, events).in(host, guest);
             // Indexes are relative to the words after the verb.
             rewritten.set(v.index() + 1, v.rewritten(guest));
         }
@@ -141,54 +122,11 @@ final class HostVolumes {
     }
 
     private void copyOut(String guest, Path host) throws VbakeException, InterruptedException {
-        long t0 = System.nanoTime();
-        AtomicReference<Exception> failure = new AtomicReference<>();
-        List<String> errors = java.util.Collections.synchronizedList(new ArrayList<>());
-        PipedInputStream in = new PipedInputStream(1 << 20);
-        Thread merger;
         try {
-            PipedOutputStream out = new PipedOutputStream(in);
-            merger = new Thread(() -> {
-                try (in) {
-                    ProcessRunner.Result r = runner.pipe(List.of(hostAgent.toString(), "merge-tree", "--root",
-                            host.toString()), in, null, COPY_TIMEOUT, errors::add);
-                    in.transferTo(java.io.OutputStream.nullOutputStream());
-                    if (!r.ok()) {
-                        failure.set(new IOException(lastError(errors, r.exitCode())));
-                    }
-                } catch (IOException | RuntimeException e) {
-                    failure.set(e);
-                }
-            }, "vbake-volume-out");
-            merger.setDaemon(true);
-            merger.start();
-            try (out) {
-                session.copyOut(guest, out);
-            } catch (IOException e) {
-                // the merger failed first: reported below
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
+            new HostCopy(session, runner, hostAgent, events).out(guest, host, w -> err.println(prog + ": warning: " + w));
+        } catch (VbakeException e) {
+            throw new VbakeException(ExitCodes.FAILURE, e.getMessage().replace("cannot copy back to",
+                    "cannot copy the volume back to"), null, e.getCause());
         }
-        merger.join();
-        for (String line : errors) {
-            if (line.startsWith("merge-tree: warning: ")) {
-                err.println(prog + ": warning: " + host + ": " + line.substring("merge-tree: warning: ".length()));
-            }
-        }
-        if (failure.get() != null) {
-            throw new VbakeException(ExitCodes.FAILURE, "cannot copy the volume back to " + host + ": "
-                    + failure.get().getMessage(), null, failure.get());
-        }
-        events.on(new Event.Phase("volume " + host + " copied out", Duration.ofNanos(System.nanoTime() - t0)));
-    }
-
-    private static String lastError(List<String> errors, int code) {
-        for (int i = errors.size() - 1; i >= 0; i--) {
-            if (!errors.get(i).startsWith("merge-tree: warning: ")) {
-                return errors.get(i).replaceFirst("^merge-tree: ", "");
-            }
-        }
-        return "exit code " + code;
     }
 }

@@ -105,10 +105,29 @@ final class VstorageCommand {
         return root.getParent();
     }
 
+    /** Every store beside this one, and this one's own whatever its name (--state-dir names it freely). */
+    private List<Store> allStores() {
+        List<Store> all = stores(base(), config.runtime());
+        if (all.stream().noneMatch(s -> s.root().equals(root)) && Files.isDirectory(root)) {
+            try (Stream<Path> suites = Files.list(root)) {
+                for (Path s : suites.filter(Files::isDirectory).sorted().toList()) {
+                    String suite = s.getFileName().toString();
+                    if (List.of("trixie", "bookworm").contains(suite)) {
+                        all.add(new Store(root, arch, root.getFileName().toString(), suite,
+                                StateDir.of(root, arch, config.runtime(), suite)));
+                    }
+                }
+            } catch (IOException e) {
+                // listed as nothing
+            }
+        }
+        return all;
+    }
+
     private int list() throws InterruptedException {
         out.println(config.toolName() + " storage directories (" + base() + "):");
         out.println();
-        List<Store> stores = stores(base(), config.runtime());
+        List<Store> stores = allStores();
         long total = 0;
         for (Store s : stores) {
             long bytes = du(s.state().dir());
@@ -153,7 +172,7 @@ final class VstorageCommand {
 
     /** Space used on disk (du), per store: the state disk, the saved guest, and all. */
     private int df() throws InterruptedException {
-        List<Store> stores = stores(base(), config.runtime());
+        List<Store> stores = allStores();
         out.printf("%-40s %10s %10s %10s%n", "STORE", "STATE DISK", "SAVED VM", "TOTAL");
         for (Store s : stores) {
             out.printf("%-40s %10s %10s %10s%n", s.state().dir(), human(du(s.state().stateDisk())),
@@ -178,7 +197,7 @@ final class VstorageCommand {
             throw new BadInputException("vstorage clean: unexpected " + String.join(" ", rest), USAGE);
         }
         for (Path r : roots) {
-            for (Store s : stores(base(), config.runtime())) {
+            for (Store s : allStores()) {
                 if (s.root().equals(r) && ResidentClient.status(s.state()).current().daemonAlive()) {
                     throw new BadInputException("vstorage clean: a resident guest uses " + s.state().dir(),
                             "stop it first: " + config.prog() + " -a " + s.arch().id()
