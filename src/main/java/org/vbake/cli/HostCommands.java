@@ -16,6 +16,7 @@ import org.vbake.api.BadInputException;
 import org.vbake.api.EventListener;
 import org.vbake.api.VbakeException;
 import org.vbake.image.BlobCache;
+import org.vbake.image.Digest;
 import org.vbake.image.LocalImageSource;
 import org.vbake.image.ResolvedImage;
 import org.vbake.image.RootfsTar;
@@ -117,6 +118,8 @@ final class HostCommands {
                 return images(command);
             case "cp":
                 return cp(rest);
+            case "push":
+                return push(rest);
             default:
                 return passthrough(command);
         }
@@ -492,6 +495,94 @@ final class HostCommands {
                 session.check(List.of("rm", "-rf", t), "remove " + t);
             }
         };
+    }
+
+    /**
+     * {@code push NAME[:TAG]}, done on the host with the same registry client as pulls: an image
+     * the store holds as it was pulled (its RepoDigest's manifest and blobs are in the blob cache)
+     * goes up byte for byte, so its digest stays; any other is read from the engine's own
+     * {@code save} stream, config untouched (the image ID stays), with the manifest the save
+     * wrote, or one made for its layers.
+     */
+    private Plan push(List<String> args) throws VbakeException {
+        List<String> names = new ArrayList<>();
+        for (String a : args) {
+            if (a.equals("-q") || a.equals("--quiet")) {
+                continue;
+            }
+            if (a.startsWith("-")) {
+                throw new BadInputException("push: option " + a + " is not supported (vbake pushes from the host)");
+            }
+            names.add(a);
+        }
+        if (names.size() != 1) {
+            throw new BadInputException("push: give one image", "usage: push NAME[:TAG]");
+        }
+        String name = names.get(0);
+        ImageRef parsed = ImageRef.parse(withDefaultRegistry(name, settings.defaultRegistry()));
+        if (parsed.digest() != null && parsed.tag() == null) {
+            throw new BadInputException("push: " + name + " names a digest; push a NAME:TAG");
+        }
+        ImageRef target = ImageRef.parse(parsed.name() + ":" + (parsed.tag() != null ? parsed.tag() : "latest"));
+        RegistryClient client = RegistryClient.create(settings.insecureRegistries(),
+                RegistryAuth.load(settings.authFile(), settings.env(), events), events, settings.caCert(),
+                settings.tlsForLoopback());
+        return session -> {
+            String local = runtime.kind() == org.vbake.api.RuntimeKind.DOCKER
+                    ? ImageLoader.familiar(target) + ":" + target.tag() : target.toString();
+            java.io.ByteArrayOutputStream inspected = new java.io.ByteArrayOutputStream();
+            ExitStatus st = session.runCli(List.of("image", "inspect", "--format",
+                    "{{.Id}} {{range .RepoDigests}}{{.}} {{end}}", local), null, inspected, err);
+            if (!st.succeeded()) {
+                return exitCode(st);
+            }
+            String[] words = inspected.toString(StandardCharsets.UTF_8).strip().split("\\s+");
+            String id = words[0].startsWith("sha256:") ? words[0] : "sha256:" + words[0];
+            ResolvedImage image = asPulled(id, java.util.Arrays.asList(words).subList(1, words.length));
+            Path saved = null;
+            try {
+                if (image == null) {
+                    saved = org.vbake.instance.Scratch.newFile(Files.createDirectories(settings.cacheRoot()
+                            .resolve("tmp")), "push-", ".tar");
+                    try (java.io.OutputStream o = new java.io.BufferedOutputStream(Files.newOutputStream(saved))) {
+                        ExitStatus s = session.runCli(List.of("save", local), null, o, err);
+                        if (!s.succeeded()) {
+                            return exitCode(s);
+                        }
+                    }
+                    image = LocalImageSource.read(saved, local, options.arch(), true, cache(), events);
+                }
+                print("The push refers to repository [" + target.registry() + "/" + target.repository() + "]");
+                Digest digest = client.push(image, target);
+                print(target.tag() + ": digest: " + digest + " size: " + (image.manifestBytes() != null
+                        ? image.manifestBytes().length : RegistryClient.ociManifestSize(image)));
+                return 0;
+            } finally {
+                if (saved != null) {
+                    Files.deleteIfExists(saved);
+                }
+            }
+        };
+    }
+
+    /** The image as it was pulled, from the blob cache, when one of its RepoDigests is there whole. */
+    private ResolvedImage asPulled(String imageId, List<String> repoDigests) {
+        for (String rd : repoDigests) {
+            try {
+                ImageRef ref = ImageRef.parse(rd.contains("/") || rd.contains(".") ? rd : "docker.io/library/" + rd);
+                RegistryClient cacheOnly = RegistryClient.create(Set.of(), RegistryAuth.none(), events, null, false)
+                        .offline();
+                ResolvedImage image = cacheOnly.resolve(ref, options.arch(), true, cache()).image();
+                if (image.configDigest().toString().equals(imageId)) {
+                    events.on(new org.vbake.api.Event.Debug("push: as pulled, from " + rd));
+                    return image;
+                }
+            } catch (VbakeException | RuntimeException e) {
+                events.on(new org.vbake.api.Event.Debug("push: " + rd + " is not in the blob cache whole: "
+                        + e.getMessage()));
+            }
+        }
+        return null;
     }
 
     private static boolean isContainerPath(String p) {

@@ -19,6 +19,7 @@ import org.vbake.api.Arch;
 import org.vbake.api.RuntimeKind;
 import org.vbake.instance.Trees;
 import org.vbake.it.CliProcess.Result;
+import org.vbake.it.fixtures.LocalRegistry;
 import org.vbake.it.fixtures.TestImages;
 
 /**
@@ -31,6 +32,8 @@ class DropInIT {
     private static Path work;
     private static CliProcess cli;
     private static Path small;
+    private static TestImages.Expected smallImage;
+    private static LocalRegistry registry;
 
     @BeforeAll
     static void setUp() throws Exception {
@@ -38,13 +41,17 @@ class DropInIT {
         cli = new CliProcess(work);
         Path busybox = TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox"));
         small = work.resolve("small.tar");
-        TestImages.single(TestImages.Platform.ARM64, busybox).writeOciArchive(small);
+        smallImage = TestImages.single(TestImages.Platform.ARM64, busybox).writeOciArchive(small);
+        registry = LocalRegistry.start(Files.createDirectories(work.resolve("registry")));
     }
 
     @AfterAll
     static void cleanUp() throws Exception {
         for (String s : List.of("auto", "cp")) {
             cli.cli("vdkr", "aarch64", work.resolve(s), Map.of(), null, "vmemres", "stop");
+        }
+        if (registry != null) {
+            registry.close();
         }
         Trees.deleteTree(work);
     }
@@ -111,5 +118,36 @@ class DropInIT {
         }
         assertThat(names).contains("data/payload.bin");
         assertThat(keep).isEqualTo("keep\n");
+    }
+
+    @Test
+    void pushSendsAPulledImageByteForByteAndAnImportedOneWithItsImageId() throws Exception {
+        Path layout = work.resolve("small-layout");
+        TestImages.Expected pushed = TestImages.single(TestImages.Platform.ARM64,
+                TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox"))).writeLayout(layout);
+        String upstream = registry.push(layout, "test/small", "1");
+        Path state = work.resolve("push");
+
+        // Pulled: the manifest and blobs go up as they came, so the digest is the upstream one.
+        ok(vdkr(state, "pull", registry.ref("test/small", "1")));
+        ok(vdkr(state, "tag", registry.ref("test/small", "1"), registry.ref("copy/small", "2")));
+        Result copy = ok(vdkr(state, "push", registry.ref("copy/small", "2")));
+        assertThat(copy.out()).contains("The push refers to repository [" + registry.host() + "/copy/small]",
+                "2: digest: " + upstream);
+        assertThat("sha256:" + java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                .digest(registry.getManifest("copy/small", "2").body()))).isEqualTo(upstream);
+
+        // Imported: read from the engine's save stream; the config, so the image ID, is untouched.
+        ok(vdkr(state, "vimport", small.toString(), "local/small:1"));
+        ok(vdkr(state, "tag", "local/small:1", registry.ref("saved/small", "1")));
+        Result saved = ok(vdkr(state, "push", registry.ref("saved/small", "1")));
+        assertThat(saved.out()).contains("1: digest: sha256:");
+        Result back = ok(vdkr(work.resolve("push-back"), "pull", registry.ref("saved/small", "1")));
+        assertThat(back.out()).contains("Image ID: " + smallImage.single().configDigest());
+        assertThat(pushed.single().configDigest()).isEqualTo(smallImage.single().configDigest());
+
+        Result noImage = vdkr(state, "push", registry.ref("none/such", "1"));
+        assertThat(noImage.code()).isNotZero();
+        assertThat(noImage.err()).contains("none/such");
     }
 }

@@ -522,7 +522,7 @@ public final class RegistryClient {
         if (service != null) {
             form.put("service", service);
         }
-        form.put("scope", "repository:" + ref.repository() + ":pull");
+        form.put("scope", "repository:" + ref.repository() + ":" + (pushing ? "pull,push" : "pull"));
 
         HttpRequest tokenRequest;
         if (creds != null && creds.identityToken() != null) {
@@ -544,7 +544,7 @@ public final class RegistryClient {
             tokenRequest = b.build();
         }
         events.on(new Event.Debug(what + ": token from " + realmUri.getScheme() + "://" + realmUri.getAuthority()
-                + realmUri.getPath() + " for repository:" + ref.repository() + ":pull"));
+                + realmUri.getPath() + " for repository:" + ref.repository() + (pushing ? ":pull,push" : ":pull")));
         HttpResponse<InputStream> resp = send(tokenRequest);
         byte[] body;
         try (InputStream in = new IdleTimeoutInputStream(resp.body(), idleTimeout)) {
@@ -787,6 +787,144 @@ public final class RegistryClient {
                             + again.status() + ")", null, null);
                 }
             }
+        }
+    }
+
+    /** Set while pushing: tokens are asked for with the push scope too. */
+    private volatile boolean pushing;
+
+    /**
+     * Pushes {@code image} to {@code target} (a repository and a tag): every layer and the config
+     * that the registry does not have yet (blobs are content-addressed, so what is there is not
+     * sent again), then the manifest: the image's own manifest bytes when it has some (so the
+     * digest is the one it was pulled or saved with), else an OCI manifest made here for its
+     * layers as stored. Returns the manifest digest the registry now holds.
+     */
+    public Digest push(ResolvedImage image, ImageRef target) throws VbakeException {
+        if (target.tag() == null) {
+            throw new BadInputException("push: " + target + " names no tag", "push NAME:TAG");
+        }
+        pushing = true;
+        authorizations.clear();
+        try {
+            for (ResolvedImage.Layer layer : image.layers()) {
+                pushBlob(target, layer.digest(), layer.size(), layer.blob(), null);
+            }
+            pushBlob(target, image.configDigest(), image.configBytes().length, null, image.configBytes());
+            byte[] manifest;
+            String mediaType;
+            if (image.manifestBytes() != null) {
+                manifest = image.manifestBytes();
+                mediaType = image.manifestMediaType();
+            } else {
+                manifest = ociManifest(image);
+                mediaType = MediaTypes.OCI_MANIFEST;
+            }
+            URI uri = URI.create(baseUri(target) + "/v2/" + target.repository() + "/manifests/" + target.tag());
+            int status = upload(target, uri, "PUT", mediaType, HttpRequest.BodyPublishers.ofByteArray(manifest),
+                    "push the manifest of " + target).status();
+            if (status != 201 && status != 200) {
+                throw new VbakeException(1, "push " + target + ": the registry refused the manifest (" + status + ")",
+                        null, null);
+            }
+            return Digest.of(manifest);
+        } finally {
+            pushing = false;
+        }
+    }
+
+    /** The size of {@link #ociManifest}. */
+    public static int ociManifestSize(ResolvedImage image) {
+        return ociManifest(image).length;
+    }
+
+    /** The manifest for an image that came without one (a docker-archive): OCI, its layers as stored. */
+    static byte[] ociManifest(ResolvedImage image) {
+        com.fasterxml.jackson.databind.node.ObjectNode m = JSON.createObjectNode();
+        m.put("schemaVersion", 2);
+        m.put("mediaType", MediaTypes.OCI_MANIFEST);
+        com.fasterxml.jackson.databind.node.ObjectNode config = m.putObject("config");
+        config.put("mediaType", MediaTypes.OCI_CONFIG);
+        config.put("digest", image.configDigest().toString());
+        config.put("size", image.configBytes().length);
+        com.fasterxml.jackson.databind.node.ArrayNode layers = m.putArray("layers");
+        for (ResolvedImage.Layer l : image.layers()) {
+            com.fasterxml.jackson.databind.node.ObjectNode d = layers.addObject();
+            d.put("mediaType", l.mediaType());
+            d.put("digest", l.digest().toString());
+            d.put("size", l.size());
+        }
+        try {
+            return JSON.writeValueAsBytes(m);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** One blob: skipped when the registry has it, else a monolithic upload (POST, then PUT ?digest=). */
+    private void pushBlob(ImageRef target, Digest digest, long size, java.nio.file.Path file, byte[] bytes)
+            throws VbakeException {
+        String what = "push " + target + ": blob " + digest.shortId();
+        URI blob = URI.create(baseUri(target) + "/v2/" + target.repository() + "/blobs/" + digest);
+        Response head = upload(target, blob, "HEAD", null, HttpRequest.BodyPublishers.noBody(), what);
+        head.close();
+        if (head.status() == 200) {
+            events.on(new Event.Debug(what + ": already there"));
+            return;
+        }
+        URI start = URI.create(baseUri(target) + "/v2/" + target.repository() + "/blobs/uploads/");
+        Response started = upload(target, start, "POST", null, HttpRequest.BodyPublishers.noBody(), what);
+        started.close();
+        String location = started.headers().firstValue("Location").orElse(null);
+        if (started.status() != 202 || location == null) {
+            throw new VbakeException(1, what + ": the registry did not start an upload (" + started.status() + ")",
+                    null, null);
+        }
+        URI put = start.resolve(location);
+        put = URI.create(put + (put.getRawQuery() == null ? "?" : "&") + "digest=" + digest);
+        HttpRequest.BodyPublisher body;
+        try {
+            body = file != null ? HttpRequest.BodyPublishers.ofFile(file) : HttpRequest.BodyPublishers.ofByteArray(bytes);
+        } catch (java.io.FileNotFoundException e) {
+            throw new VbakeException(1, what + ": " + file + " is gone from the cache", null, e);
+        }
+        Response done = upload(target, put, "PUT", "application/octet-stream", body, what);
+        done.close();
+        if (done.status() != 201) {
+            throw new VbakeException(1, what + ": the registry refused the upload (" + done.status() + ")", null, null);
+        }
+        events.on(new Event.Progress("pushed " + digest.shortId() + " (" + humanSize(size) + ")"));
+    }
+
+    /** A request that changes the registry, with the push authorization (answering a 401 once). */
+    private Response upload(ImageRef ref, URI uri, String method, String contentType,
+            HttpRequest.BodyPublisher body, String what) throws VbakeException {
+        String key = ref.apiHost() + "/" + ref.repository();
+        String authorization = authorizations.get(key);
+        boolean fresh = false;
+        while (true) {
+            HttpRequest.Builder b = request(uri).method(method, body);
+            if (contentType != null) {
+                b.header("Content-Type", contentType);
+            }
+            if (authorization != null) {
+                b.header("Authorization", authorization);
+            }
+            HttpResponse<InputStream> resp = send(b.build());
+            if (resp.statusCode() == 401 && !fresh) {
+                List<String> challenges = resp.headers().allValues("WWW-Authenticate");
+                closeQuietly(resp.body());
+                authorization = authorize(ref, challenges, what);
+                authorizations.put(key, authorization);
+                fresh = true;
+                continue;
+            }
+            if (resp.statusCode() == 401 || resp.statusCode() == 403) {
+                closeQuietly(resp.body());
+                throw new BadInputException(what + ": access denied", "log in first: push needs credentials with "
+                        + "push rights for " + ref.registry());
+            }
+            return new Response(resp.statusCode(), resp.headers(), resp.body(), uri);
         }
     }
 
