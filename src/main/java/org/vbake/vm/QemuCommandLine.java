@@ -24,9 +24,10 @@ public final class QemuCommandLine {
         if (spec.accel() == Accel.KVM) {
             argv.addAll(List.of("-accel", "kvm", "-cpu", profile.kvmCpu()));
         } else {
-            // thread=multi: one host thread per vCPU; tb-size: a larger translation cache avoids
-            // re-translating dockerd's hot code.
-            argv.addAll(List.of("-accel", "tcg,thread=multi,tb-size=256", "-cpu", profile.tcgCpu()));
+            // thread=multi: one host thread per vCPU (unless the profile says single); tb-size: a
+            // larger translation cache avoids re-translating dockerd's hot code.
+            String thread = profile.tcgThread() != null ? profile.tcgThread() : "multi";
+            argv.addAll(List.of("-accel", "tcg,thread=" + thread + ",tb-size=256", "-cpu", profile.tcgCpu()));
         }
         argv.addAll(List.of("-smp", Integer.toString(spec.cpus() > 0 ? spec.cpus() : profile.cpus())));
         int memoryMb = spec.memoryMb() > 0 ? spec.memoryMb() : profile.memoryMb();

@@ -8,13 +8,18 @@ import java.io.UncheckedIOException;
 import java.util.List;
 import org.vbake.api.Arch;
 
-/** How to run one target arch under QEMU; read from {@code qemu-configs/<arch>.json}. */
+/**
+ * How to run one target arch under QEMU; read from {@code qemu-configs/<arch>.json}.
+ * {@code tcgThread} is TCG's {@code thread=} option: {@code multi} (one host thread per vCPU, the
+ * default when absent) or {@code single}.
+ */
 @JsonIgnoreProperties(ignoreUnknown = true)
 public record QemuProfile(
         String arch,
         String binary,
         String machine,
         String tcgCpu,
+        String tcgThread,
         String kvmCpu,
         int memoryMb,
         int cpus,
