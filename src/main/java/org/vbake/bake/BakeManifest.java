@@ -22,9 +22,11 @@ import org.vbake.api.RuntimeKind;
  * @param runtime the engine whose storage tree is baked
  * @param driver  the storage driver asked for, or null for the engine's default ({@link #driverOrDefault()})
  * @param output  how the storage tree is packed
+ * @param suite   the Debian suite of the guest whose engine version the tree is for: trixie
+ *                (docker 26.1, podman 5.4; the default) or bookworm (docker 20.10, podman 4.3)
  * @param images  in manifest order; {@link Image#index()} is the position in this list
  */
-public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String driver, Output output,
+public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String driver, Output output, String suite,
         List<Image> images) {
 
     public BakeManifest {
@@ -32,12 +34,16 @@ public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String dri
         Objects.requireNonNull(arch, "arch");
         Objects.requireNonNull(runtime, "runtime");
         Objects.requireNonNull(output, "output");
+        Objects.requireNonNull(suite, "suite");
         images = List.copyOf(images);
     }
 
+    /** The guest suites a bake can target, the default first. */
+    public static final List<String> SUITES = List.of("trixie", "bookworm");
+
     /** The storage drivers a bake can produce for {@code runtime}; the first is the default. */
     public static List<String> drivers(RuntimeKind runtime) {
-        return runtime == RuntimeKind.DOCKER ? List.of("overlay2", "vfs") : List.of("overlay", "vfs");
+        return org.vbake.runtime.ContainerRuntime.drivers(runtime);
     }
 
     /** {@link #driver()}, or the runtime's default: overlay2 for docker, overlay for podman. */

@@ -39,7 +39,7 @@ import org.vbake.image.registry.ImageRef;
  */
 public final class BakeManifestReader {
 
-    private static final List<String> TOP_KEYS = List.of("arch", "runtime", "driver", "output", "images");
+    private static final List<String> TOP_KEYS = List.of("arch", "runtime", "driver", "output", "suite", "images");
     private static final List<String> IMAGE_KEYS = List.of("ref", "oci", "oci-archive", "docker-archive", "rootfs",
             "name", "tags", "autostart", "allow-unpinned", "run", "command");
     private static final List<String> RUN_KEYS = List.of("name", "command", "env", "volumes", "ports", "args");
@@ -98,6 +98,15 @@ public final class BakeManifestReader {
             output = Output.parse(text(e, "output")).orElseThrow(() -> notOneOf(e, "output", Output.choices()));
         }
 
+        String suite = BakeManifest.SUITES.get(0);
+        if (top.containsKey("suite")) {
+            Entry e = top.get("suite");
+            suite = text(e, "suite");
+            if (!BakeManifest.SUITES.contains(suite)) {
+                throw notOneOf(e, "suite", String.join(", ", BakeManifest.SUITES));
+            }
+        }
+
         Entry imagesEntry = top.get("images");
         if (imagesEntry == null) {
             throw error(root.line(), "images", "is required: a list with at least one image");
@@ -113,7 +122,7 @@ public final class BakeManifestReader {
             images.add(image(i, list.items().get(i)));
         }
         checkUniqueContainerNames(images, list);
-        return new BakeManifest(file, arch, runtime, driver, output, images);
+        return new BakeManifest(file, arch, runtime, driver, output, suite, images);
     }
 
     private Image image(int index, Node node) throws BadInputException {

@@ -135,11 +135,17 @@ public final class BakeOutput {
         return Scratch.newDirectory(abs.getParent(), "." + abs.getFileName() + ".partial-");
     }
 
-    /** Writes the marker for what {@code work} holds now: every file with its size and digest. */
-    public static void writeMarker(Path work, Map<String, String> digests) throws IOException {
+    /**
+     * Writes the marker for what {@code work} holds now: every file with its size and digest, and
+     * the content key of the inputs ({@link BakeCache}).
+     */
+    public static void writeMarker(Path work, Map<String, String> digests, String key) throws IOException {
         ObjectNode root = JSON.createObjectNode();
         root.put("kind", KIND);
         root.put("version", 1);
+        if (key != null) {
+            root.put("key", key);
+        }
         ObjectNode files = root.putObject("files");
         for (Map.Entry<String, Long> e : contents(work).entrySet()) {
             if (e.getValue() < 0) {

@@ -14,7 +14,6 @@ import java.util.Set;
 import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
-import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
 import org.vbake.image.BlobCache;
 import org.vbake.image.Digest;
@@ -27,10 +26,12 @@ import org.vbake.image.registry.RegistryClient;
 import org.vbake.instance.Trees;
 import org.vbake.process.ProcessRunner;
 import org.vbake.runtime.ContainerRuntime;
+import org.vbake.runtime.HostTreeWriter;
 import org.vbake.session.GuestOptions;
 import org.vbake.session.GuestSession;
 import org.vbake.session.ImageLoader;
 import org.vbake.storage.InputDisk;
+import org.vbake.storage.NotMirroredException;
 import org.vbake.storage.StorageFile;
 import org.vbake.storage.TreeNormalizer;
 
@@ -49,11 +50,45 @@ public final class Baker {
     /** What a bake needs besides the manifest. */
     public record Options(Path manifest, Path outDir, Path cacheRoot, Path stateRoot, boolean offline, boolean fresh,
             Set<String> insecureRegistries, Path authFile, Long sourceDateEpoch, Map<String, String> env,
-            int memoryMb, int cpus, boolean resume) {
+            int memoryMb, int cpus, boolean resume, Writer writer, boolean noCache) {
     }
 
-    /** What a bake produced. */
-    public record Result(Path outDir, List<Path> files, int loaded, int reused, Duration took) {
+    /** Who writes the storage tree. */
+    public enum Writer {
+        /** The host writer where it mirrors the engine for these inputs, else the guest's engine. */
+        AUTO,
+        /** The host writer, or an error saying why not. */
+        HOST,
+        /** The engine in a target-arch guest. */
+        GUEST;
+
+        public static Writer parse(String s) throws BadInputException {
+            for (Writer w : values()) {
+                if (w.name().equalsIgnoreCase(s)) {
+                    return w;
+                }
+            }
+            throw new BadInputException("--writer " + s + ": choose host, guest or auto");
+        }
+    }
+
+    /**
+     * What a bake produced.
+     *
+     * @param writer who wrote the tree: {@code host (docker 26.1 overlay2)} or {@code guest (...)}
+     */
+    public record Result(Path outDir, List<Path> files, int loaded, int reused, Duration took, String writer,
+            Reuse reuse) {
+    }
+
+    /** Whether a bake reused an earlier one's output. */
+    public enum Reuse {
+        /** It baked. */
+        NONE,
+        /** {@code -o} already held the output for the same inputs: nothing was written. */
+        UP_TO_DATE,
+        /** The output came from the bake cache. */
+        CACHED
     }
 
     /** The name of the listing. */
@@ -73,21 +108,61 @@ public final class Baker {
     public Result bake(Options o) throws VbakeException, InterruptedException, IOException {
         long t0 = System.nanoTime();
         BakeManifest manifest = BakeManifestReader.read(o.manifest());
+        byte[] manifestBytes = Files.readAllBytes(o.manifest());
         BakeOutput.check(o.outDir());
         ContainerRuntime runtime = ContainerRuntime.of(manifest.runtime(), manifest.driver());
         long epoch = o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L;
         BlobCache cache = new BlobCache(o.cacheRoot());
 
         List<Planned> planned = resolve(manifest, o, cache, epoch);
+        HostTreeWriter hostWriter = chooseWriter(manifest, runtime, o);
+        String writerId = hostWriter == null ? "guest: " + runtime.kind().id() + " " + manifest.suite() + " "
+                + runtime.driver() : o.writer().name().toLowerCase(java.util.Locale.ROOT) + ": " + hostWriter.describe();
+        List<BakeCache.Input> inputs = new ArrayList<>();
+        for (Planned p : planned) {
+            inputs.add(new BakeCache.Input(p.image(), p.tags(), p.repoDigest()));
+        }
+        String key = BakeCache.key(manifestBytes, manifest, inputs, writerId, epoch);
+        BakeCache results = new BakeCache(o.cacheRoot());
+        if (!o.fresh() && !o.noCache() && BakeCache.upToDate(o.outDir(), key)) {
+            events.on(new Event.Progress(o.outDir() + " is up to date (same inputs as its bake)"));
+            return reused(o, planned, t0, Reuse.UP_TO_DATE);
+        }
 
         Path work = BakeOutput.newWorkDir(o.outDir());
         int loaded;
         try {
-            Path rawTree = work.resolve(".raw-tree.tar");
-            loaded = runGuest(manifest, runtime, planned, o, rawTree);
-            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, rawTree, epoch);
-            Files.delete(rawTree);
-            BakeOutput.writeMarker(work, digests(work, files));
+            if (!o.fresh() && !o.noCache() && results.restore(key, work)) {
+                events.on(new Event.Progress("reusing the output of an earlier bake of the same inputs (bake cache)"));
+                BakeOutput.replace(work, o.outDir());
+                return reused(o, planned, t0, Reuse.CACHED);
+            }
+            ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
+            for (Planned p : planned) {
+                loader.check(p.image());
+            }
+            Path tree = work.resolve("storage." + manifest.output().id());
+            String writer = null;
+            if (hostWriter != null) {
+                loaded = writeOnHost(hostWriter, planned, o, work, tree, epoch);
+                writer = loaded >= 0 ? "host (" + hostWriter.describe() + ")" : null;
+            } else {
+                loaded = -1;
+            }
+            if (writer == null) {
+                Path rawTree = work.resolve(".raw-tree.tar");
+                loaded = runGuest(manifest, runtime, planned, o, rawTree);
+                normalize(rawTree, tree, epoch);
+                Files.delete(rawTree);
+                writer = "guest (" + runtime.kind().id() + " " + manifest.suite() + " " + runtime.driver() + ")";
+            }
+            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, tree, writer);
+            BakeOutput.writeMarker(work, digests(work, files), key);
+            try {
+                results.store(key, work);
+            } catch (IOException e) {
+                events.on(new Event.Debug("bake cache: cannot keep this bake (" + e.getMessage() + ")"));
+            }
             BakeOutput.replace(work, o.outDir());
             List<Path> finalFiles = new ArrayList<>();
             for (Path f : files) {
@@ -95,11 +170,90 @@ public final class Baker {
             }
             Duration took = Duration.ofNanos(System.nanoTime() - t0);
             events.on(new Event.Phase("bake", took));
-            return new Result(o.outDir(), finalFiles, loaded, planned.size() - loaded, took);
+            return new Result(o.outDir(), finalFiles, loaded, planned.size() - loaded, took, writer, Reuse.NONE);
         } finally {
             if (Files.exists(work)) {
                 Trees.deleteTree(work);
             }
+        }
+    }
+
+    /** The result of a bake whose output was already there or came from the cache. */
+    private Result reused(Options o, List<Planned> planned, long t0, Reuse how) throws IOException {
+        List<Path> files = new ArrayList<>();
+        try (java.util.stream.Stream<Path> s = Files.walk(o.outDir())) {
+            s.filter(Files::isRegularFile).filter(p -> !p.getFileName().toString().equals(BakeOutput.MARKER))
+                    .sorted().forEach(files::add);
+        }
+        String writer = "";
+        Path listing = o.outDir().resolve(LISTING);
+        if (Files.isRegularFile(listing)) {
+            writer = new com.fasterxml.jackson.databind.ObjectMapper().readTree(listing.toFile()).path("writer").asText("");
+        }
+        Duration took = Duration.ofNanos(System.nanoTime() - t0);
+        events.on(new Event.Phase("bake", took));
+        return new Result(o.outDir(), files, 0, planned.size(), took, writer, how);
+    }
+
+    /** The host writer to try, or null for the guest; {@code --writer host} without one is an error. */
+    private HostTreeWriter chooseWriter(BakeManifest manifest, ContainerRuntime runtime, Options o)
+            throws BadInputException {
+        if (o.writer() == Writer.GUEST) {
+            return null;
+        }
+        HostTreeWriter w = runtime.hostWriter(manifest.suite());
+        if (w == null) {
+            String why = "no host writer for " + runtime.kind().id() + " " + runtime.driver() + " in " + manifest.suite();
+            if (o.writer() == Writer.HOST) {
+                throw new BadInputException("--writer host: " + why, "use --writer guest (or auto)");
+            }
+            events.on(new Event.Progress(why + "; the " + manifest.arch() + " guest writes the tree"));
+        }
+        return w;
+    }
+
+    /**
+     * Writes the tree on the host. Returns the number of images written, or -1 (after one line
+     * saying why) when the writer cannot mirror the engine for these inputs and {@code --writer}
+     * allows the guest.
+     */
+    private int writeOnHost(HostTreeWriter writer, List<Planned> planned, Options o, Path work, Path tree, long epoch)
+            throws IOException, VbakeException {
+        long t0 = System.nanoTime();
+        List<HostTreeWriter.Image> images = new ArrayList<>();
+        for (Planned p : planned) {
+            images.add(new HostTreeWriter.Image(p.image(), p.tags(), p.repoDigest()));
+        }
+        events.on(new Event.Progress("writing the storage tree on the host (" + writer.describe() + ")"));
+        HostTreeWriter.Tree prepared;
+        try {
+            prepared = writer.prepare(images, work, epoch, events);
+        } catch (NotMirroredException e) {
+            if (o.writer() == Writer.HOST) {
+                throw new BadInputException("--writer host: the host writer (" + writer.describe()
+                        + ") does not mirror the engine for " + e.getMessage(), "use --writer guest (or auto)");
+            }
+            events.on(new Event.Progress("the host writer does not mirror the engine for " + e.getMessage()
+                    + "; the guest writes the tree"));
+            return -1;
+        }
+        try (prepared; StorageFile sf = StorageFile.create(tree, "bake output")) {
+            prepared.write(sf.stream());
+            sf.commit();
+        }
+        events.on(new Event.Phase("host writer", Duration.ofNanos(System.nanoTime() - t0)));
+        return planned.size();
+    }
+
+    private void normalize(Path rawTree, Path tree, long epoch) throws IOException, VbakeException {
+        events.on(new Event.Progress("normalising ids and writing " + tree.getFileName()));
+        try (StorageFile sf = StorageFile.create(tree, "bake output")) {
+            TreeNormalizer.Result n = TreeNormalizer.normalize(rawTree, sf.stream(), TreeNormalizer.detect(rawTree),
+                    java.time.Instant.ofEpochSecond(epoch));
+            for (String note : n.notes()) {
+                events.on(new Event.Debug("normaliser: " + note));
+            }
+            sf.commit();
         }
     }
 
@@ -163,14 +317,14 @@ public final class Baker {
                 : o.cacheRoot().resolve("bake").resolve(manifest.arch().id() + "-" + runtime.kind().id() + "-"
                         + runtime.driver());
         GuestOptions options = GuestOptions.defaults(manifest.arch(), manifest.runtime())
-                .withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
+                .withSuite(manifest.suite()).withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
                 .withResources(o.memoryMb(), o.cpus()).withResume(o.resume());
         ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
         if (o.fresh() && Files.exists(stateRoot)) {
             events.on(new Event.Progress("--fresh: removing the previous bake's store " + stateRoot));
             Trees.deleteTree(stateRoot);
         }
-        Set<String> present = presentImages(stateRoot);
+        Set<String> present = presentImages(stateRoot, manifest.suite());
         InputDisk.sweep(o.cacheRoot().resolve("tmp"));
         // A resumed guest gets the images streamed in; a booted one (--no-resume) on an input disk.
         String transfer = runtime.storagePath() + "/" + ContainerRuntime.TRANSFER_DIR + "/bake-"
@@ -224,25 +378,25 @@ public final class Baker {
                             o.sourceDateEpoch() != null ? o.sourceDateEpoch() : 0L);
                     raw.commit();
                 }
-                saveRecord(stateRoot, all);
+                saveRecord(stateRoot, manifest.suite(), all);
             }
             return staged.size();
         }
     }
 
     /** Image IDs the bake state disk held after the last successful bake (a hint; checked in the guest). */
-    private static Set<String> presentImages(Path stateRoot) throws IOException {
-        Path record = stateRoot.resolve("images.txt");
+    private static Set<String> presentImages(Path stateRoot, String suite) throws IOException {
+        Path record = stateRoot.resolve("images-" + suite + ".txt");
         if (!Files.isRegularFile(record)) {
             return Set.of();
         }
         return new HashSet<>(Files.readAllLines(record, StandardCharsets.UTF_8));
     }
 
-    private static void saveRecord(Path stateRoot, List<ImageLoader.Staged> all)
+    private static void saveRecord(Path stateRoot, String suite, List<ImageLoader.Staged> all)
             throws IOException {
         List<String> ids = all.stream().map(s -> s.image().configDigest().toString()).sorted().distinct().toList();
-        Files.write(stateRoot.resolve("images.txt"), ids, StandardCharsets.UTF_8);
+        Files.write(stateRoot.resolve("images-" + suite + ".txt"), ids, StandardCharsets.UTF_8);
     }
 
 
@@ -257,7 +411,7 @@ public final class Baker {
             String id = s.image().configDigest().toString();
             wanted.add(id);
             for (String t : s.tags()) {
-                session.engine(List.of("tag", id, runtime.kind() == RuntimeKind.DOCKER ? familiarTag(t) : t), "tag " + t);
+                session.engine(List.of("tag", id, runtime.localName(t)), "tag " + t);
             }
         }
         Map<String, List<String>> now = session.listImages();
@@ -278,22 +432,9 @@ public final class Baker {
             for (String name : e.getValue()) {
                 if (!tags.contains(normalName(name))) {
                     events.on(new Event.Progress("untagging " + name + " (no longer in the manifest)"));
-                    if (runtime.kind() == RuntimeKind.DOCKER) {
-                        session.engine(List.of("rmi", name), "untag " + name);
-                    } else {
-                        session.engine(List.of("untag", e.getKey(), name), "untag " + name);
-                    }
+                    session.engine(runtime.untagArgs(e.getKey(), name), "untag " + name);
                 }
             }
-        }
-    }
-
-    private static String familiarTag(String full) {
-        try {
-            ImageRef r = ImageRef.parse(full);
-            return ImageLoader.familiar(r) + ":" + r.tag();
-        } catch (BadInputException e) {
-            return full;
         }
     }
 
@@ -306,19 +447,8 @@ public final class Baker {
     }
 
     private List<Path> writeOutputs(BakeManifest manifest, ContainerRuntime runtime, List<Planned> planned,
-            Options o, Path work, Path rawTree, long epoch) throws IOException, VbakeException {
+            Options o, Path work, Path tree, String writer) throws IOException, VbakeException {
         List<Path> files = new ArrayList<>();
-        String ext = manifest.output().id();
-        Path tree = work.resolve("storage." + ext);
-        events.on(new Event.Progress("normalising ids and writing " + tree.getFileName()));
-        try (StorageFile sf = StorageFile.create(tree, "bake output")) {
-            TreeNormalizer.Result n = TreeNormalizer.normalize(rawTree, sf.stream(), TreeNormalizer.detect(rawTree),
-                    java.time.Instant.ofEpochSecond(epoch));
-            for (String note : n.notes()) {
-                events.on(new Event.Debug("normaliser: " + note));
-            }
-            sf.commit();
-        }
         files.add(tree);
         String conf = runtime.storageConf();
         if (conf != null) {
@@ -330,7 +460,9 @@ public final class Baker {
             events.on(new Event.Progress("listing packages of " + p.image().source()));
             entries.add(ContentListing.Entry.of(p.tags(), p.image(), p.repoDigest(), Packages.scan(p.image())));
         }
-        files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(ContentListing.listing(entries))));
+        com.fasterxml.jackson.databind.node.ObjectNode listing = ContentListing.listing(entries);
+        listing.put("writer", writer);
+        files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(listing)));
         files.add(Files.write(work.resolve("sbom.cdx.json"), SbomWriter.cycloneDx(entries, "vbake-storage",
                 "vbake:" + Digest.of(ContentListing.toBytes(ContentListing.listing(entries))), o.sourceDateEpoch())));
 
@@ -341,8 +473,7 @@ public final class Baker {
         }
         Map<String, String> units = AutostartUnits.generate(manifest, refs);
         if (!units.isEmpty()) {
-            Path unitDir = Files.createDirectories(work.resolve(runtime.kind() == RuntimeKind.DOCKER ? "systemd"
-                    : "quadlet"));
+            Path unitDir = Files.createDirectories(work.resolve(runtime.unitDirName()));
             for (Map.Entry<String, String> u : units.entrySet()) {
                 files.add(Files.writeString(unitDir.resolve(u.getKey()), u.getValue(), StandardCharsets.UTF_8));
             }

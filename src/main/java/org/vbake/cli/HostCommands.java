@@ -135,6 +135,7 @@ final class HostCommands {
      */
     private Plan images(List<String> command) {
         DockerImagesTable.Options o = DockerImagesTable.Options.parse(command.subList(1, command.size()));
+        // The table is docker's (podman's images output has other columns).
         if (runtime.kind() != org.vbake.api.RuntimeKind.DOCKER || o == null) {
             return passthrough(command);
         }
@@ -528,8 +529,7 @@ final class HostCommands {
                 RegistryAuth.load(settings.authFile(), settings.env(), events), events, settings.caCert(),
                 settings.tlsForLoopback());
         return session -> {
-            String local = runtime.kind() == org.vbake.api.RuntimeKind.DOCKER
-                    ? ImageLoader.familiar(target) + ":" + target.tag() : target.toString();
+            String local = runtime.localName(target.toString());
             java.io.ByteArrayOutputStream inspected = new java.io.ByteArrayOutputStream();
             ExitStatus st = session.runCli(List.of("image", "inspect", "--format",
                     "{{.Id}} {{range .RepoDigests}}{{.}} {{end}}", local), null, inspected, err);

@@ -212,8 +212,20 @@ final class VbakeCli {
         @Option(names = "--offline", description = "Use only the local blob cache; fail on anything not in it.")
         boolean offline;
 
-        @Option(names = "--fresh", description = "Start from an empty store instead of the previous bake's.")
+        @Option(names = "--writer", paramLabel = "WHO", defaultValue = "auto",
+                description = "Who writes the storage tree: host (vbake itself, at the host's speed, with the "
+                        + "engine's exact layout; no guest is started), guest (the engine in a target-arch guest) "
+                        + "or auto (host where it mirrors the engine for these images and this engine version, "
+                        + "else guest, saying why). Default: ${DEFAULT-VALUE}.")
+        String writer;
+
+        @Option(names = "--fresh", description = "Start from an empty store instead of the previous bake's "
+                + "(implies --no-cache).")
         boolean fresh;
+
+        @Option(names = "--no-cache", description = "Bake even when an earlier bake had the same inputs (by default "
+                + "its output is reused: kept if OUTDIR holds it, else copied from the bake cache).")
+        boolean noCache;
 
         @Option(names = "--state-dir", paramLabel = "DIR",
                 description = "Where the bake's engine store persists between bakes (default: in the cache).")
@@ -251,9 +263,11 @@ final class VbakeCli {
             String cache = env.get("VBAKE_CACHE_DIR");
             Path cacheRoot = cache != null && !cache.isBlank() ? Path.of(cache) : GuestImages.defaultCacheDir();
             Long epoch = ToolConfig.sourceDateEpoch(env);
+            Baker.Writer who = Baker.Writer.parse(writer);
             Baker.Options options = new Baker.Options(manifest, output, cacheRoot, stateDir, offline, fresh,
                     java.util.Set.copyOf(insecure), authFile, epoch, env, memoryMb, cpus,
-                    !noResume && !List.of("false", "no", "0").contains(env.getOrDefault("VBAKE_RESUME", "").strip()));
+                    !noResume && !List.of("false", "no", "0").contains(env.getOrDefault("VBAKE_RESUME", "").strip()),
+                    who, noCache);
             Baker.Result r;
             try {
                 r = new Baker(new CommonsExecRunner(), events).bake(options);
@@ -264,8 +278,14 @@ final class VbakeCli {
             for (Path f : r.files()) {
                 out.println(String.format(java.util.Locale.ROOT, "%-60s %10d", r.outDir().relativize(f), Files.size(f)));
             }
-            out.println(String.format(java.util.Locale.ROOT, "baked %d image(s) into %s (%d imported, %d reused) in %.1f s",
-                    r.loaded() + r.reused(), r.outDir(), r.loaded(), r.reused(), r.took().toMillis() / 1000.0));
+            String how = switch (r.reuse()) {
+                case UP_TO_DATE -> "up to date: the same inputs as the bake that wrote it";
+                case CACHED -> "from the bake cache: an earlier bake of the same inputs";
+                case NONE -> r.writer().startsWith("host") ? "the tree written on the " + r.writer()
+                        : r.loaded() + " imported, " + r.reused() + " reused by the " + r.writer();
+            };
+            out.println(String.format(java.util.Locale.ROOT, "baked %d image(s) into %s (%s) in %.1f s",
+                    r.loaded() + r.reused(), r.outDir(), how, r.took().toMillis() / 1000.0));
             out.flush();
             return ExitCodes.OK;
         }
@@ -332,7 +352,7 @@ final class VbakeCli {
             }
             PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
             EventPrinter events = new EventPrinter("vbake", err, debug);
-            StorageTrees.Origin origin = StorageTrees.sniff(storage);
+            org.vbake.storage.StoreKind origin = StorageTrees.sniff(storage);
             RuntimeKind rk;
             if (runtime != null) {
                 rk = runtime(runtime);

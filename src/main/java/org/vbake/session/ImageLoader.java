@@ -11,7 +11,6 @@ import java.util.Map;
 import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
-import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
 import org.vbake.image.Digest;
 import org.vbake.image.DockerArchiveWriter;
@@ -93,12 +92,12 @@ public final class ImageLoader {
         Map<Digest, Long> sizes = check(image);
         long t0 = System.nanoTime();
         String guestPath;
-        if (runtime.kind() == RuntimeKind.DOCKER) {
-            List<String> familiar = new ArrayList<>();
+        if (runtime.imageTransfer() == ContainerRuntime.ImageTransfer.DOCKER_ARCHIVE) {
+            List<String> local = new ArrayList<>();
             for (String t : tags) {
-                familiar.add(familiar(ImageRef.parse(t)) + ":" + ImageRef.parse(t).tag());
+                local.add(runtime.localName(t));
             }
-            ResolvedImage tagged = image.withTags(familiar);
+            ResolvedImage tagged = image.withTags(local);
             long bytes = sizes.values().stream().mapToLong(Long::longValue).sum();
             disk.ensureRoom(bytes, image.source());
             disk.write(name + ".tar", out -> DockerArchiveWriter.write(tagged, out, sizes));
@@ -134,11 +133,15 @@ public final class ImageLoader {
         ObjectNode repos = root.has("Repositories") ? (ObjectNode) root.get("Repositories")
                 : root.putObject("Repositories");
         for (Staged s : withDigest) {
-            String repo = familiar(ImageRef.parse(s.image().repository()));
+            String repo = runtime.localName(ImageRef.parse(s.image().repository()).name());
             ObjectNode refs = repos.has(repo) ? (ObjectNode) repos.get(repo) : repos.putObject(repo);
             refs.put(repo + "@" + s.repoDigest(), s.image().configDigest().toString());
         }
         try {
+            // dockerd makes image/ and image/DRIVER/ 0700 when it starts; made first here, they get
+            // the same mode (writeFile's mkdir -p would make them 0755).
+            session.check(List.of("/bin/sh", "-c", "umask 077 && mkdir -p \"$(dirname \"$1\")\"", "sh", path),
+                    "make the reference store's directory");
             // 0600 as dockerd writes it: a bake that only reads the store must leave the same bytes.
             session.writeFile(path, JSON.writeValueAsBytes(root), "600");
         } catch (IOException e) {
@@ -148,17 +151,24 @@ public final class ImageLoader {
 
     /** Whether {@link #addRepoDigests} has anything to write (docker, and an image with a repo digest). */
     public boolean needsRepoDigests(List<Staged> staged) {
-        return runtime.kind() == RuntimeKind.DOCKER
+        return runtime.imageTransfer() == ContainerRuntime.ImageTransfer.DOCKER_ARCHIVE
                 && staged.stream().anyMatch(s -> s.repoDigest() != null && s.image().repository() != null);
     }
 
     /** Loads one staged image into the running engine and gives it its tags. Returns the image ID. */
     public String load(GuestSession session, Staged s) throws VbakeException, InterruptedException {
         String what = "load " + s.image().source();
-        if (runtime.kind() == RuntimeKind.DOCKER) {
+        if (runtime.imageTransfer() == ContainerRuntime.ImageTransfer.DOCKER_ARCHIVE) {
             session.engine(List.of("load", "-q", "-i", s.guestPath()), what);
         } else {
-            String out = session.engine(List.of("pull", "-q", "oci:" + s.guestPath()), what);
+            // podman 4 names an image pulled from a layout after the path it was pulled from, and
+            // keeps that name in its names-history for good: pulled through a fixed path, the
+            // history is the same whether the layout came on an input disk or through the agent,
+            // and in every bake.
+            String fixed = ContainerRuntime.LAYOUT_PULL_DIR + "/" + s.guestPath().substring(s.guestPath().lastIndexOf('/') + 1);
+            session.check(List.of("/bin/sh", "-c", "mkdir -p \"$1\" && ln -sfn \"$2\" \"$3\"", "sh", ContainerRuntime.LAYOUT_PULL_DIR,
+                    s.guestPath(), fixed), what);
+            String out = session.engine(List.of("pull", "-q", "oci:" + fixed), what);
             String[] lines = out.strip().split("\n");
             String id = lines[lines.length - 1].strip();
             if (!s.image().configDigest().hex().equals(id)) {
@@ -181,15 +191,6 @@ public final class ImageLoader {
                 + (s.tags().isEmpty() ? s.image().configDigest().shortId() : String.join(", ", s.tags()))
                 + " (" + s.image().platform() + ", image ID " + s.image().configDigest() + ")"));
         return s.image().configDigest().toString();
-    }
-
-    /** docker's short form of a reference's name: {@code alpine}, {@code foo/bar}, {@code host:5000/x}. */
-    public static String familiar(ImageRef ref) {
-        if (ImageRef.DOCKER_HUB.equals(ref.registry())) {
-            String repo = ref.repository();
-            return repo.startsWith("library/") && repo.indexOf('/', 8) < 0 ? repo.substring(8) : repo;
-        }
-        return ref.registry() + "/" + ref.repository();
     }
 
     /** Normalises a user-given name to a full tagged reference ({@code x} → {@code docker.io/library/x:latest}). */

@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Locale;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
-import org.vbake.api.RuntimeKind;
 import org.vbake.api.VbakeException;
 import org.vbake.runtime.ContainerRuntime;
 import org.vbake.storage.StorageFile;
@@ -51,7 +50,7 @@ public final class StorageExporter {
         Path target = sf.target();
         ContainerRuntime rt = session.runtime();
         long t0 = System.nanoTime();
-        warnAboutPodmanContainers(session, rt, withContainers);
+        warnAboutKeptContainers(session, rt, withContainers);
         events.on(new Event.Progress("exporting " + rt.storagePath() + " (" + rt.driver() + ") to " + target));
         List<Path> written = new ArrayList<>();
         try {
@@ -77,7 +76,7 @@ public final class StorageExporter {
     public List<Path> exportPartition(GuestSession session, Path disk, Path target, boolean withContainers,
             Long mtimeClamp) throws VbakeException, InterruptedException {
         ContainerRuntime rt = session.runtime();
-        warnAboutPodmanContainers(session, rt, withContainers);
+        warnAboutKeptContainers(session, rt, withContainers);
         List<Path> written = new ArrayList<>();
         written.add(new PartitionExporter(events).export(session, disk, target, withContainers, mtimeClamp));
         writeStorageConf(rt, target, written);
@@ -110,10 +109,10 @@ public final class StorageExporter {
         return target.toAbsolutePath().resolveSibling(base + ".storage.conf");
     }
 
-    /** podman's containers stay in its store's JSON files, so they are exported; say so. */
-    private void warnAboutPodmanContainers(GuestSession session, ContainerRuntime rt, boolean withContainers)
+    /** Containers an engine keeps in its store's own files (podman) are exported; say so. */
+    private void warnAboutKeptContainers(GuestSession session, ContainerRuntime rt, boolean withContainers)
             throws VbakeException, InterruptedException {
-        if (withContainers || rt.kind() != RuntimeKind.PODMAN) {
+        if (withContainers || !rt.exportsContainersAlways()) {
             return;
         }
         String ids = session.engine(List.of("ps", "-aq"), "list containers").strip();

@@ -14,6 +14,7 @@ import org.vbake.api.EventListener;
 import org.vbake.api.VbakeException;
 import org.vbake.runtime.ContainerRuntime;
 import org.vbake.storage.InputDisk;
+import org.vbake.storage.StoreKind;
 
 /**
  * An exported storage tree going back into a guest ({@code --input-storage}, {@code vbake verify}):
@@ -51,12 +52,8 @@ public final class StorageTrees {
         });
     }
 
-    /** What a storage tree was made by, read from its first entries: {@code docker/overlay2}, {@code podman/vfs}. */
-    public record Origin(org.vbake.api.RuntimeKind runtime, String driver) {
-    }
-
-    /** Looks at the tree's paths to tell docker from podman and the driver; null when it cannot tell. */
-    public static Origin sniff(Path tar) throws IOException, BadInputException {
+    /** Looks at the tree's paths to tell the engine and driver that wrote it; null when it cannot tell. */
+    public static StoreKind sniff(Path tar) throws IOException, BadInputException {
         try (InputStream raw = new BufferedInputStream(Files.newInputStream(tar), 1 << 16);
                 InputStream in = decompressed(raw, tar);
                 org.apache.commons.compress.archivers.tar.TarArchiveInputStream t =
@@ -67,15 +64,9 @@ public final class StorageTrees {
                     return null;
                 }
                 String n = e.getName().startsWith("./") ? e.getName().substring(2) : e.getName();
-                for (String d : List.of("overlay2", "vfs")) {
-                    if (n.startsWith("image/" + d + "/")) {
-                        return new Origin(org.vbake.api.RuntimeKind.DOCKER, d);
-                    }
-                }
-                for (String d : List.of("overlay", "vfs")) {
-                    if (n.startsWith(d + "-images/")) {
-                        return new Origin(org.vbake.api.RuntimeKind.PODMAN, d);
-                    }
+                StoreKind kind = StoreKind.evidence(n);
+                if (kind != null) {
+                    return kind;
                 }
             }
             return null;

@@ -85,6 +85,13 @@ import org.vbake.storage.TreeNormalizerTar.Entry;
  *       into them on every change, only so that other processes notice the change. They are
  *       emptied, which is what a store that was never written looks like; every reader starts
  *       by loading the whole store anyway.
+ *   <li><b>tar-split files</b> (docker {@code layerdb/sha256/CHAIN/tar-split.json.gz}, podman
+ *       {@code DRIVER-layers/ID.tar-split.gz}): content already, but how the raw bytes after the
+ *       last file are cut into segments depends on the engine's reader stack, tar-split 0.11.2
+ *       adds an empty last segment, Go versions escape some characters differently and the two
+ *       engines gzip differently. They are re-encoded in {@link TarSplit}'s canonical form, which
+ *       describes the same layer bytes, so an engine's {@code save} still gives the original diff
+ *       ID, and a tree the host writer made compares equal to the engine's.
  * </ul>
  *
  * JSON files are changed by splicing the new value over the old string, so the engine's compact
@@ -100,40 +107,9 @@ import org.vbake.storage.TreeNormalizerTar.Entry;
  * <p>What is left as it is (and reported in {@link Result#notes()} when found): containers
  * (docker {@code containers/} and {@code layerdb/mounts/}, podman {@code DRIVER-containers/}),
  * whose ids are random and referenced from configs this class does not rewrite; layer
- * directories that no layerdb cache-id names (an interrupted pull); docker's
- * {@code tar-split.json.gz} and podman's {@code .tar-split.gz} are not touched because both
- * engines compress them without a gzip timestamp, so they are already content.
+ * directories that no layerdb cache-id names (an interrupted pull).
  */
 public final class TreeNormalizer {
-
-    /** The engine and storage driver that wrote the tree. */
-    public enum Kind {
-        DOCKER_OVERLAY2(true, "overlay2"),
-        DOCKER_VFS(true, "vfs"),
-        PODMAN_OVERLAY(false, "overlay"),
-        PODMAN_VFS(false, "vfs");
-
-        private final boolean docker;
-        private final String driver;
-
-        Kind(boolean docker, String driver) {
-            this.docker = docker;
-            this.driver = driver;
-        }
-
-        public boolean docker() {
-            return docker;
-        }
-
-        /** The storage driver's name as the engine spells it. */
-        public String driver() {
-            return driver;
-        }
-
-        boolean overlay() {
-            return driver.startsWith("overlay");
-        }
-    }
 
     /**
      * What a normalization changed.
@@ -161,7 +137,7 @@ public final class TreeNormalizer {
     }
 
     /** Normalizes with {@link #DEFAULT_TIME} for the engine's timestamps. */
-    public static Result normalize(Path inTar, OutputStream outTar, Kind kind) throws IOException, BadInputException {
+    public static Result normalize(Path inTar, OutputStream outTar, StoreKind kind) throws IOException, BadInputException {
         return normalize(inTar, outTar, kind, DEFAULT_TIME);
     }
 
@@ -175,7 +151,7 @@ public final class TreeNormalizer {
      * @param fixedTime what timestamps from the engine's clock become (SOURCE_DATE_EPOCH)
      * @throws BadInputException when the tar is not a readable, consistent storage tree of that kind
      */
-    public static Result normalize(Path inTar, OutputStream outTar, Kind kind, Instant fixedTime)
+    public static Result normalize(Path inTar, OutputStream outTar, StoreKind kind, Instant fixedTime)
             throws IOException, BadInputException {
         rfc3339(fixedTime); // refuses times Go could not write either
         checkPlain(inTar);
@@ -188,13 +164,13 @@ public final class TreeNormalizer {
     }
 
     /** Tells the engine and driver from the paths in the tree. */
-    public static Kind detect(Path tar) throws IOException, BadInputException {
+    public static StoreKind detect(Path tar) throws IOException, BadInputException {
         checkPlain(tar);
-        Set<Kind> found = EnumSet.noneOf(Kind.class);
+        Set<StoreKind> found = EnumSet.noneOf(StoreKind.class);
         try (FileChannel channel = FileChannel.open(tar, StandardOpenOption.READ)) {
             TreeNormalizerTar.Reader reader = new TreeNormalizerTar.Reader(channel, tar.toString());
             for (Entry e; (e = reader.next()) != null; ) {
-                Kind k = evidence(e.path);
+                StoreKind k = StoreKind.evidence(e.path);
                 if (k != null) {
                     found.add(k);
                 }
@@ -211,23 +187,6 @@ public final class TreeNormalizer {
                 "name the kind to normalize");
     }
 
-    /** The kind a path is proof of, or null. */
-    private static Kind evidence(String path) {
-        String[] c = path.split("/", 3);
-        if (c.length >= 3 && c[0].equals("image")) {
-            return switch (c[1]) {
-                case "overlay2" -> Kind.DOCKER_OVERLAY2;
-                case "vfs" -> Kind.DOCKER_VFS;
-                default -> null;
-            };
-        }
-        return switch (c[0]) {
-            case "overlay-layers", "overlay-images" -> Kind.PODMAN_OVERLAY;
-            case "vfs-layers", "vfs-images" -> Kind.PODMAN_VFS;
-            default -> null;
-        };
-    }
-
     private static void checkPlain(Path tar) throws IOException, BadInputException {
         byte[] magic = new byte[4];
         int n;
@@ -242,17 +201,17 @@ public final class TreeNormalizer {
     }
 
     /** The cache-id docker gets for a layer: {@code hex(sha256("vbake-cache-id:" + chainId))}. */
-    static String cacheIdFor(String chainId) {
+    public static String cacheIdFor(String chainId) {
         return HexFormat.of().formatHex(sha256("vbake-cache-id:" + chainId));
     }
 
     /** The overlay short link of a layer directory: 26 characters of base32, as the drivers make them. */
-    static String linkNameFor(String layerDir) {
+    public static String linkNameFor(String layerDir) {
         return base32(sha256("vbake-link:" + layerDir)).substring(0, LINK_LENGTH);
     }
 
     /** Go's {@code time.RFC3339Nano} in UTC, as the engines write timestamps. */
-    static String rfc3339(Instant t) {
+    public static String rfc3339(Instant t) {
         OffsetDateTime u = t.atOffset(ZoneOffset.UTC);
         if (u.getYear() < 0 || u.getYear() > 9999) {
             throw new IllegalArgumentException("time out of range: " + t);
@@ -393,7 +352,7 @@ public final class TreeNormalizer {
     private static final class Run {
         private final Path file;
         private final FileChannel channel;
-        private final Kind kind;
+        private final StoreKind kind;
         private final String fixedTime;
         private final List<Entry> entries = new ArrayList<>();
         private final Map<String, Entry> byPath = new HashMap<>();
@@ -405,7 +364,7 @@ public final class TreeNormalizer {
         private int layersRenamed;
         private int linksRenamed;
 
-        Run(Path file, FileChannel channel, Kind kind, Instant fixedTime) {
+        Run(Path file, FileChannel channel, StoreKind kind, Instant fixedTime) {
             this.file = file;
             this.channel = channel;
             this.kind = kind;
@@ -414,13 +373,13 @@ public final class TreeNormalizer {
 
         void readHeaders() throws IOException, BadInputException {
             reader = new TreeNormalizerTar.Reader(channel, file.toString());
-            Set<Kind> found = EnumSet.noneOf(Kind.class);
+            Set<StoreKind> found = EnumSet.noneOf(StoreKind.class);
             for (Entry e; (e = reader.next()) != null; ) {
                 if (byPath.put(e.path, e) != null) {
                     throw new BadInputException(file + ": " + e.tarName() + " appears twice");
                 }
                 entries.add(e);
-                Kind k = evidence(e.path);
+                StoreKind k = StoreKind.evidence(e.path);
                 if (k != null) {
                     found.add(k);
                 }
@@ -444,6 +403,27 @@ public final class TreeNormalizer {
             renames.put(layerParent, layerRenames);
             if (kind.overlay()) {
                 planLinks(kind.driver(), layerRenames);
+            }
+            planTarSplits();
+        }
+
+        /** Every layer's tar-split file in its canonical form ({@link TarSplit}). */
+        private void planTarSplits() throws IOException, BadInputException {
+            for (Entry e : entries) {
+                if (!e.isRegular()) {
+                    continue;
+                }
+                boolean tarSplit;
+                if (kind.docker()) {
+                    String[] c = below(e.path, "image/" + kind.driver() + "/layerdb/sha256/");
+                    tarSplit = c != null && c.length == 2 && c[1].equals("tar-split.json.gz");
+                } else {
+                    String[] c = below(e.path, kind.driver() + "-layers/");
+                    tarSplit = c != null && c.length == 1 && c[0].endsWith(".tar-split.gz");
+                }
+                if (tarSplit) {
+                    e.newContent = TarSplit.canonical(read(e, MAX_JSON_FILE), file + ": " + e.tarName());
+                }
             }
         }
 

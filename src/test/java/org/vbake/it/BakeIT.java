@@ -106,7 +106,7 @@ class BakeIT {
         return Files.writeString(work.resolve("inputs/bake-" + runtime.id() + ".yaml"), yaml);
     }
 
-    @ParameterizedTest(name = "{0}: cold and warm bakes are byte-identical, verify passes, listing names packages")
+    @ParameterizedTest(name = "{0}: guest bakes cold and warm and a host bake are byte-identical, verify passes")
     @EnumSource(RuntimeKind.class)
     void bakeIsReproducibleAndVerifies(RuntimeKind runtime) throws Exception {
         Path m = manifest(runtime);
@@ -115,10 +115,10 @@ class BakeIT {
 
         long t0 = System.nanoTime();
         Result cold = vbake("bake", m.toString(), "-o", out1.toString(), "--fresh", "--state-dir", state.toString(),
-                "--progress=plain");
+                "--progress=plain", "--writer", "guest");
         long t1 = System.nanoTime();
         assertThat(cold.code()).as(cold.err()).isZero();
-        assertThat(cold.out()).contains("(3 imported, 0 reused)");
+        assertThat(cold.out()).contains("(3 imported, 0 reused by the guest (" + runtime.id() + " trixie ");
         // An ordinary build directory: the umask's permissions, not a private temporary dir's.
         Path probe = Files.createDirectory(work.resolve("umask-probe-" + runtime.id()));
         assertThat(Files.getPosixFilePermissions(out1)).isEqualTo(Files.getPosixFilePermissions(probe));
@@ -135,12 +135,19 @@ class BakeIT {
 
         // The untouched output of an earlier bake is replaced by the new one.
         Result warm = vbake("bake", m.toString(), "-o", out1.toString(), "--state-dir", state.toString(),
-                "--progress=json");
+                "--progress=json", "--writer", "guest", "--no-cache");
         long t2 = System.nanoTime();
         assertThat(warm.code()).as(warm.err()).isZero();
         recordBench(runtime, (t1 - t0) / 1e9, (t2 - t1) / 1e9);
-        assertThat(warm.out()).contains("(0 imported, 3 reused)");
+        assertThat(warm.out()).contains("(0 imported, 3 reused by the guest");
         assertThat(warm.err().lines().filter(l -> !l.isBlank())).allMatch(l -> l.startsWith("{\"t\":"));
+        // The same inputs once more: nothing to do, nothing started, nothing rewritten.
+        java.nio.file.attribute.FileTime before = Files.getLastModifiedTime(out1.resolve("storage.tar.zst"));
+        Result again = vbake("bake", m.toString(), "-o", out1.toString(), "--state-dir", state.toString(),
+                "--writer", "guest");
+        assertThat(again.code()).as(again.err()).isZero();
+        assertThat(again.out()).contains("(up to date: the same inputs as the bake that wrote it)");
+        assertThat(Files.getLastModifiedTime(out1.resolve("storage.tar.zst"))).isEqualTo(before);
 
         assertThat(sums1.keySet()).contains("storage.tar.zst", "listing.json", "sbom.cdx.json", ".vbake-bake.json");
         assertThat(sums1.keySet()).contains(runtime == RuntimeKind.DOCKER ? "systemd/vbake-hello-httpd.service"
@@ -166,7 +173,23 @@ class BakeIT {
         assertThat(packages).containsExactly("dpkg:busybox-static:arm64");
         assertThat(Files.readString(out1.resolve("sbom.cdx.json"))).contains("pkg:deb/debian/busybox-static@");
 
-        Result verify = vbake("verify", out1.toString(), "-a", "aarch64");
+        // The host writer, from the same inputs: the same tree, byte for byte; only the listing
+        // says who wrote it. Verify runs on this one.
+        Path host = work.resolve("host-" + runtime.id());
+        Result hostBake = vbake("bake", m.toString(), "-o", host.toString(), "--writer", "host", "--progress=plain");
+        assertThat(hostBake.code()).as(hostBake.err()).isZero();
+        assertThat(hostBake.out()).contains("the tree written on the host (" + runtime.id() + " ");
+        Map<String, String> hostSums = sha256s(host);
+        assertThat(hostSums.get("storage.tar.zst")).isEqualTo(sums1.get("storage.tar.zst"));
+        assertThat(hostSums.keySet()).isEqualTo(sums1.keySet());
+        JsonNode hostListing = JSON.readTree(host.resolve("listing.json").toFile());
+        assertThat(hostListing.path("writer").asText()).startsWith("host (" + runtime.id() + " ");
+        assertThat(listing.path("writer").asText()).startsWith("guest (" + runtime.id() + " trixie");
+        ((com.fasterxml.jackson.databind.node.ObjectNode) hostListing).remove("writer");
+        ((com.fasterxml.jackson.databind.node.ObjectNode) listing).remove("writer");
+        assertThat(hostListing).isEqualTo(listing);
+
+        Result verify = vbake("verify", host.toString(), "-a", "aarch64");
         assertThat(verify.code()).as(verify.out() + verify.err()).isZero();
         assertThat(verify.out()).contains("ok     " + pushed.image(Platform.ARM64).configDigest(),
                 "ok     " + multi.single().configDigest(), "ok     unit vbake-hello-httpd.",

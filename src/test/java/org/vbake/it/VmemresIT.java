@@ -24,6 +24,7 @@ import org.vbake.api.Arch;
 import org.vbake.api.RuntimeKind;
 import org.vbake.instance.Trees;
 import org.vbake.it.fixtures.TestImages;
+import org.vbake.storage.StoreKind;
 import org.vbake.storage.TreeNormalizer;
 
 /**
@@ -642,7 +643,7 @@ class VmemresIT {
 
     private static String normalized(Path tree) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        TreeNormalizer.normalize(tree, out, TreeNormalizer.Kind.DOCKER_OVERLAY2);
+        TreeNormalizer.normalize(tree, out, StoreKind.DOCKER_OVERLAY2);
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(out.toByteArray()));
     }
 }

@@ -30,7 +30,6 @@ import org.vbake.it.fixtures.TestImages;
 import org.vbake.it.fixtures.TestImages.Expected;
 import org.vbake.it.fixtures.TestImages.Platform;
 import org.vbake.it.fixtures.TestImages.PlatformImage;
-import org.vbake.storage.TreeNormalizer.Kind;
 
 /**
  * Proves the normalizer on stores written by the host's own engines: the same images loaded and
@@ -99,8 +98,8 @@ class TreeNormalizerIT {
     }
 
     @ParameterizedTest
-    @EnumSource(Kind.class)
-    void twoBakesNormalizeToTheSameTreeAndTheEngineReadsIt(Kind kind) throws Exception {
+    @EnumSource(StoreKind.class)
+    void twoBakesNormalizeToTheSameTreeAndTheEngineReadsIt(StoreKind kind) throws Exception {
         Engine engine = kind.docker() ? Engine.DOCKER : Engine.PODMAN;
         Oracle oracle = Oracle.forProject().withDriver(kind.driver());
         Path dir = base.resolve(kind.name().toLowerCase());
@@ -172,7 +171,7 @@ class TreeNormalizerIT {
      * Tags an image in a stopped store with the host engine (host-store.sh only loads and pulls):
      * docker records the time of a tag in the image's lastUpdated, podman adds a name.
      */
-    private static void tag(Oracle oracle, Kind kind, Path work, String from, String to)
+    private static void tag(Oracle oracle, StoreKind kind, Path work, String from, String to)
             throws IOException, InterruptedException {
         String script = String.join("\n",
                 "set -euo pipefail",
@@ -206,7 +205,7 @@ class TreeNormalizerIT {
      * PAX, mtimes clamped; minus what the runtime leaves out of an export. GNU tar's own
      * atime/ctime records are deleted: the exporter writes none.
      */
-    private static Path exportLikeVbake(Kind kind, Path root, Path tar) throws IOException, InterruptedException {
+    private static Path exportLikeVbake(StoreKind kind, Path root, Path tar) throws IOException, InterruptedException {
         List<String> excludes = kind.docker()
                 ? List.of("runtimes", "tmp", "containerd", "network", "engine-id", "buildkit", "swarm",
                         "overlay2/backingFsBlockDev", "vfs/backingFsBlockDev")

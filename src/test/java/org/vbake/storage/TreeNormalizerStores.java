@@ -24,7 +24,6 @@ import java.util.Random;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.zip.GZIPOutputStream;
-import org.vbake.storage.TreeNormalizer.Kind;
 import org.vbake.storage.TreeNormalizerExporter.Node;
 
 /**
@@ -87,7 +86,7 @@ final class TreeNormalizerStores {
     }
 
     /** A bake of the images into a fresh store of that kind; the seed stands for the engine's randomness and clock. */
-    static TreeNormalizerExporter bake(Kind kind, long seed) {
+    static TreeNormalizerExporter bake(StoreKind kind, long seed) {
         return kind.docker() ? docker(kind, new Random(seed)) : podman(kind, new Random(seed));
     }
 
@@ -248,7 +247,7 @@ final class TreeNormalizerStores {
 
     // ---- docker ----
 
-    private static TreeNormalizerExporter docker(Kind kind, Random rnd) {
+    private static TreeNormalizerExporter docker(StoreKind kind, Random rnd) {
         Images im = IMAGES;
         String driver = kind.driver();
         String img = "image/" + driver;
@@ -342,7 +341,7 @@ final class TreeNormalizerStores {
 
     // ---- podman ----
 
-    private static TreeNormalizerExporter podman(Kind kind, Random rnd) {
+    private static TreeNormalizerExporter podman(StoreKind kind, Random rnd) {
         Images im = IMAGES;
         String driver = kind.driver();
         TreeNormalizerExporter t = new TreeNormalizerExporter();

@@ -29,7 +29,6 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.vbake.api.BadInputException;
-import org.vbake.storage.TreeNormalizer.Kind;
 import org.vbake.storage.TreeNormalizer.Result;
 import org.vbake.storage.TreeNormalizerTar.Entry;
 
@@ -47,8 +46,8 @@ class TreeNormalizerTest {
     // ---- stores as the engines leave them (see TreeNormalizerStores) ----
 
     @ParameterizedTest
-    @EnumSource(Kind.class)
-    void twoBakesOfTheSameImagesBecomeByteIdentical(Kind kind) throws Exception {
+    @EnumSource(StoreKind.class)
+    void twoBakesOfTheSameImagesBecomeByteIdentical(StoreKind kind) throws Exception {
         Path one = bake(kind, 1);
         Path two = bake(kind, 2);
         assertThat(Files.readAllBytes(one)).isNotEqualTo(Files.readAllBytes(two));
@@ -63,8 +62,8 @@ class TreeNormalizerTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Kind.class)
-    void outputIsSortedDepthFirstAndReadableByAnotherTarReader(Kind kind) throws Exception {
+    @EnumSource(StoreKind.class)
+    void outputIsSortedDepthFirstAndReadableByAnotherTarReader(StoreKind kind) throws Exception {
         byte[] out = normalize(bake(kind, 1), kind);
         List<String> names = new ArrayList<>();
         try (TarArchiveInputStream tar = new TarArchiveInputStream(new java.io.ByteArrayInputStream(out))) {
@@ -84,7 +83,7 @@ class TreeNormalizerTest {
 
     @Test
     void dockerOverlay2LayersAndLinksAreRenamedConsistentlyAndNothingElseChanges() throws Exception {
-        Path in = bake(Kind.DOCKER_OVERLAY2, 1);
+        Path in = bake(StoreKind.DOCKER_OVERLAY2, 1);
         Map<String, Item> before = read(in);
         // What the store holds besides ids, for the header checks below to mean something.
         assertThat(before.values())
@@ -101,7 +100,7 @@ class TreeNormalizerTest {
                 .anySatisfy(i -> assertThat(i.path()).hasSizeGreaterThan(155));
         Instant time = Instant.ofEpochSecond(1700000000L);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        Result result = TreeNormalizer.normalize(in, out, Kind.DOCKER_OVERLAY2, time);
+        Result result = TreeNormalizer.normalize(in, out, StoreKind.DOCKER_OVERLAY2, time);
         Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), out.toByteArray()));
         assertThat(result.layersRenamed()).isEqualTo(3);
         assertThat(result.linksRenamed()).isEqualTo(3);
@@ -148,6 +147,9 @@ class TreeNormalizerTest {
             } else if (old.path().startsWith("overlay2/l/")) {
                 String oldDir = old.entry().linkname.split("/")[1];
                 assertThat(now.entry().linkname).isEqualTo("../" + dirs.get(oldDir) + "/diff");
+            } else if (old.path().endsWith("/tar-split.json.gz")) {
+                // Re-encoded in the canonical form: the same entries, vbake's gzip.
+                assertThat(now.content()).as(path).isEqualTo(TarSplit.canonical(old.content(), path));
             } else {
                 assertThat(now.content()).as(path).isEqualTo(old.content());
                 assertThat(now.entry().linkname).as(path).isEqualTo(renamed(old.entry().linkname, dirs, links));
@@ -174,9 +176,9 @@ class TreeNormalizerTest {
 
     @Test
     void dockerVfsLayerDirectoriesFollowTheirCacheIds() throws Exception {
-        Path in = bake(Kind.DOCKER_VFS, 1);
+        Path in = bake(StoreKind.DOCKER_VFS, 1);
         Map<String, Item> before = read(in);
-        Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), normalize(in, Kind.DOCKER_VFS)));
+        Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), normalize(in, StoreKind.DOCKER_VFS)));
         String layerdb = "image/vfs/layerdb/sha256/";
         int layers = 0;
         for (Item i : after.values()) {
@@ -200,9 +202,9 @@ class TreeNormalizerTest {
 
     @Test
     void podmanLayerTimesAndLockTokensAreFixedAndImageTimesFromTheConfigKept() throws Exception {
-        Path in = bake(Kind.PODMAN_OVERLAY, 1);
+        Path in = bake(StoreKind.PODMAN_OVERLAY, 1);
         Map<String, Item> before = read(in);
-        Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), normalize(in, Kind.PODMAN_OVERLAY)));
+        Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), normalize(in, StoreKind.PODMAN_OVERLAY)));
 
         byte[] layersBefore = before.get("overlay-layers/layers.json").content();
         byte[] layersAfter = after.get("overlay-layers/layers.json").content();
@@ -246,8 +248,8 @@ class TreeNormalizerTest {
         // Straight through the codec...
         assertThat(throughCodec(edge)).isEqualTo(original);
         // ...and through the normalizer, which finds no engine paths in it.
-        assertThat(normalize(edge, Kind.DOCKER_OVERLAY2)).isEqualTo(original);
-        assertThat(normalize(edge, Kind.PODMAN_OVERLAY)).isEqualTo(original);
+        assertThat(normalize(edge, StoreKind.DOCKER_OVERLAY2)).isEqualTo(original);
+        assertThat(normalize(edge, StoreKind.PODMAN_OVERLAY)).isEqualTo(original);
 
         Map<String, Item> items = read(edge);
         assertThat(items.get("capped").entry().records)
@@ -261,8 +263,8 @@ class TreeNormalizerTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Kind.class)
-    void storesGoThroughTheCodecUnchanged(Kind kind) throws Exception {
+    @EnumSource(StoreKind.class)
+    void storesGoThroughTheCodecUnchanged(StoreKind kind) throws Exception {
         // Every header rule the stores hit (PAX paths, xattrs, big ids, USTAR prefixes) read and written back.
         Path in = bake(kind, 1);
         assertThat(throughCodec(in)).isEqualTo(Files.readAllBytes(in));
@@ -294,7 +296,7 @@ class TreeNormalizerTest {
         Path in = t.write(dir.resolve("in.tar"));
         assertThat(read(in).get(second).entry().type).isEqualTo((byte) '1');
 
-        Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), normalize(in, Kind.DOCKER_VFS)));
+        Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), normalize(in, StoreKind.DOCKER_VFS)));
         String newFirst = "vfs/dir/" + (flip ? newB : newA) + "/bin";
         String newSecond = "vfs/dir/" + (flip ? newA : newB) + "/bin";
         List<String> order = new ArrayList<>(after.keySet());
@@ -326,7 +328,7 @@ class TreeNormalizerTest {
         t.file("vfs-layers/layers.json", "[]");
         Path in = t.write(dir.resolve("in.tar"));
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        TreeNormalizer.normalize(in, out, Kind.PODMAN_VFS, Instant.parse("2024-02-03T04:05:06.5Z"));
+        TreeNormalizer.normalize(in, out, StoreKind.PODMAN_VFS, Instant.parse("2024-02-03T04:05:06.5Z"));
         Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), out.toByteArray()));
         assertThat(after.get("vfs-images/images.json").text()).isEqualTo(images.replace(
                 "2026-11-23T19:13:57.086422289Z", "2024-02-03T04:05:06.5Z"));
@@ -351,7 +353,7 @@ class TreeNormalizerTest {
         t.symlink("overlay2/l/CCCCCCCCCCCCCCCCCCCCCCCCCC", "../" + container + "/diff");
         Path in = t.write(dir.resolve("in.tar"));
         ByteArrayOutputStream out = new ByteArrayOutputStream();
-        Result result = TreeNormalizer.normalize(in, out, Kind.DOCKER_OVERLAY2);
+        Result result = TreeNormalizer.normalize(in, out, StoreKind.DOCKER_OVERLAY2);
         Map<String, Item> after = read(Files.write(dir.resolve("out.tar"), out.toByteArray()));
 
         String image = TreeNormalizer.cacheIdFor("sha256:" + chain);
@@ -373,7 +375,7 @@ class TreeNormalizerTest {
         t.file("image/vfs/layerdb/sha256/" + "1".repeat(64) + "/cache-id", "x");
         t.file("image/vfs/layerdb/sha256/" + "2".repeat(64) + "/cache-id", "x");
         Path in = t.write(dir.resolve("in.tar"));
-        assertThatThrownBy(() -> normalize(in, Kind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
+        assertThatThrownBy(() -> normalize(in, StoreKind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
                 .hasMessageContaining("share the cache-id x");
     }
 
@@ -395,9 +397,9 @@ class TreeNormalizerTest {
         TreeNormalizerExporter layers = new TreeNormalizerExporter();
         layers.file("overlay-layers/layers.json", "[]");
         Path podman = layers.write(dir.resolve("podman.tar"));
-        assertThat(TreeNormalizer.detect(podman)).isEqualTo(Kind.PODMAN_OVERLAY);
-        assertThatThrownBy(() -> normalize(podman, Kind.DOCKER_OVERLAY2)).isInstanceOf(BadInputException.class)
-                .hasMessageContaining("looks like [PODMAN_OVERLAY], not DOCKER_OVERLAY2");
+        assertThat(TreeNormalizer.detect(podman)).isEqualTo(StoreKind.PODMAN_OVERLAY);
+        assertThatThrownBy(() -> normalize(podman, StoreKind.DOCKER_OVERLAY2)).isInstanceOf(BadInputException.class)
+                .hasMessageContaining("looks like [podman/overlay], not docker/overlay2");
     }
 
     @Test
@@ -415,19 +417,19 @@ class TreeNormalizerTest {
                 .hasMessageContaining("compressed");
 
         Path cut = Files.write(dir.resolve("cut.tar"), java.util.Arrays.copyOf(bytes, 3 * 512 + 100));
-        assertThatThrownBy(() -> normalize(cut, Kind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
+        assertThatThrownBy(() -> normalize(cut, StoreKind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
                 .hasMessageContaining("truncated");
 
         byte[] corrupt = bytes.clone();
         corrupt[512 + 10] ^= 1;
         Path bad = Files.write(dir.resolve("bad.tar"), corrupt);
-        assertThatThrownBy(() -> normalize(bad, Kind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
+        assertThatThrownBy(() -> normalize(bad, StoreKind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
                 .hasMessageContaining("checksum");
 
         TreeNormalizerExporter hostile = new TreeNormalizerExporter();
         hostile.file("../evil", "x");
         Path escape = hostile.write(dir.resolve("escape.tar"));
-        assertThatThrownBy(() -> normalize(escape, Kind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
+        assertThatThrownBy(() -> normalize(escape, StoreKind.DOCKER_VFS)).isInstanceOf(BadInputException.class)
                 .hasMessageContaining("not a clean path");
     }
 
@@ -470,7 +472,7 @@ class TreeNormalizerTest {
         }
     }
 
-    private byte[] normalize(Path in, Kind kind) throws IOException, BadInputException {
+    private byte[] normalize(Path in, StoreKind kind) throws IOException, BadInputException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         TreeNormalizer.normalize(in, out, kind);
         return out.toByteArray();
@@ -507,7 +509,7 @@ class TreeNormalizerTest {
     }
 
     /** Bake {@code n} of the images into a fresh store of that kind, as the exporter writes it. */
-    private Path bake(Kind kind, int n) throws IOException {
+    private Path bake(StoreKind kind, int n) throws IOException {
         return TreeNormalizerStores.bake(kind, n).write(dir.resolve(kind.name().toLowerCase() + "-" + n + ".tar"));
     }
 

@@ -1,11 +1,15 @@
-package org.vbake.runtime;
+package org.vbake.runtime.podman;
 
 import java.util.List;
 import org.vbake.agent.Protocol.EngineRequest;
+import org.vbake.api.BadInputException;
 import org.vbake.api.RuntimeKind;
+import org.vbake.image.registry.ImageRef;
+import org.vbake.runtime.ContainerRuntime;
+import org.vbake.runtime.HostTreeWriter;
 
 /** podman has no daemon: each command opens the storage itself (configured in /etc/containers). */
-final class PodmanRuntime implements ContainerRuntime {
+public final class PodmanRuntime implements ContainerRuntime {
 
     static final String GRAPH_ROOT = "/var/lib/containers/storage";
 
@@ -13,6 +17,29 @@ final class PodmanRuntime implements ContainerRuntime {
 
     PodmanRuntime(String driver) {
         this.driver = driver;
+    }
+
+    /** Registered in META-INF/services. */
+    public static final class Provider implements ContainerRuntime.Engine {
+        @Override
+        public RuntimeKind kind() {
+            return RuntimeKind.PODMAN;
+        }
+
+        @Override
+        public List<String> drivers() {
+            return List.of("overlay", "vfs");
+        }
+
+        @Override
+        public ContainerRuntime create(String driver) {
+            return new PodmanRuntime(driver);
+        }
+
+        @Override
+        public String alias(String driver) {
+            return driver.equals("overlay2") ? "overlay" : null;
+        }
     }
 
     @Override
@@ -72,5 +99,39 @@ final class PodmanRuntime implements ContainerRuntime {
                 + "driver = \"" + driver + "\"\n"
                 + "graphroot = \"" + GRAPH_ROOT + "\"\n"
                 + "runroot = \"/run/containers/storage\"\n";
+    }
+
+    @Override
+    public ImageTransfer imageTransfer() {
+        return ImageTransfer.OCI_LAYOUT;
+    }
+
+    @Override
+    public String localName(String fullRef) {
+        try {
+            return ImageRef.parse(fullRef).toString();
+        } catch (BadInputException e) {
+            return fullRef;
+        }
+    }
+
+    @Override
+    public List<String> untagArgs(String imageId, String name) {
+        return List.of("untag", imageId, name);
+    }
+
+    @Override
+    public boolean exportsContainersAlways() {
+        return true;
+    }
+
+    @Override
+    public String unitDirName() {
+        return "quadlet";
+    }
+
+    @Override
+    public HostTreeWriter hostWriter(String suite) {
+        return PodmanTreeWriter.forSuite(suite, driver);
     }
 }
