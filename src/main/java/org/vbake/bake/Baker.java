@@ -139,12 +139,14 @@ public final class Baker {
             }
             ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
             for (Planned p : planned) {
-                loader.check(p.image());
+                loader.checkDepth(p.image());
             }
             Path tree = work.resolve("storage." + manifest.output().id());
             String writer = null;
             if (hostWriter != null) {
-                loaded = writeOnHost(hostWriter, planned, o, work, tree, epoch);
+                // The host writer reads each layer once, bounded by the same limit; a layer its
+                // replay refuses (a hostile entry) goes to the guest path, whose scan names it.
+                loaded = writeOnHost(hostWriter, planned, o, work, tree, epoch, loader.rules());
                 writer = loaded >= 0 ? "host (" + hostWriter.describe() + ")" : null;
             } else {
                 loaded = -1;
@@ -217,8 +219,8 @@ public final class Baker {
      * saying why) when the writer cannot mirror the engine for these inputs and {@code --writer}
      * allows the guest.
      */
-    private int writeOnHost(HostTreeWriter writer, List<Planned> planned, Options o, Path work, Path tree, long epoch)
-            throws IOException, VbakeException {
+    private int writeOnHost(HostTreeWriter writer, List<Planned> planned, Options o, Path work, Path tree, long epoch,
+            org.vbake.image.LayerScan.Rules limits) throws IOException, VbakeException {
         long t0 = System.nanoTime();
         List<HostTreeWriter.Image> images = new ArrayList<>();
         for (Planned p : planned) {
@@ -227,7 +229,7 @@ public final class Baker {
         events.on(new Event.Progress("writing the storage tree on the host (" + writer.describe() + ")"));
         HostTreeWriter.Tree prepared;
         try {
-            prepared = writer.prepare(images, work, epoch, events);
+            prepared = writer.prepare(images, work, epoch, limits, events);
         } catch (NotMirroredException e) {
             if (o.writer() == Writer.HOST) {
                 throw new BadInputException("--writer host: the host writer (" + writer.describe()

@@ -117,7 +117,8 @@ public final class LayerScan {
         return counted.count;
     }
 
-    private static BadInputException tooLarge(String what, Rules rules) {
+    /** The refusal of a layer that expands beyond {@code rules}' limit. */
+    public static BadInputException tooLarge(String what, Rules rules) {
         return new BadInputException(String.format(Locale.ROOT, "%s expands to more than %s uncompressed (%s)",
                 what, human(rules.maxBytes()), rules.limitSource()),
                 "free space on the host, or raise the limit with VBAKE_LAYER_LIMIT (e.g. 20G, or 80% of free space)");

@@ -5,8 +5,10 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.List;
+import org.vbake.api.BadInputException;
 import org.vbake.api.EventListener;
 import org.vbake.image.Digest;
+import org.vbake.image.LayerScan;
 import org.vbake.image.ResolvedImage;
 import org.vbake.storage.NotMirroredException;
 
@@ -45,9 +47,11 @@ public interface HostTreeWriter {
      * @param spoolDir where layer contents wait until written (removed by {@link Tree#close})
      * @param epoch    SOURCE_DATE_EPOCH: the latest mtime written, and the time written where the
      *                 engine writes its clock
+     * @param limits   how far a layer may expand (the spool holds it uncompressed)
      * @throws NotMirroredException when an input needs something this writer cannot prove it does
      *                              as the engine does; nothing is left behind
+     * @throws BadInputException    a layer expands beyond {@code limits}
      */
-    Tree prepare(List<Image> images, Path spoolDir, long epoch, EventListener events)
-            throws IOException, NotMirroredException;
+    Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, EventListener events)
+            throws IOException, NotMirroredException, BadInputException;
 }

@@ -64,11 +64,7 @@ public final class ImageLoader {
      * layer that breaks a rule of {@link LayerScan}. Returns each layer's uncompressed size.
      */
     public Map<Digest, Long> check(ResolvedImage image) throws IOException, BadInputException {
-        int max = runtime.maxLayers();
-        if (image.layers().size() > max) {
-            throw new BadInputException(image.source() + " has " + image.layers().size() + " layers; "
-                    + runtime.kind().id() + " holds at most " + max, "flatten the image (fewer layers) first");
-        }
+        checkDepth(image);
         Map<Digest, Long> sizes = new LinkedHashMap<>();
         long t0 = System.nanoTime();
         for (ResolvedImage.Layer layer : image.layers()) {
@@ -79,6 +75,20 @@ public final class ImageLoader {
         events.on(new Event.Phase("checked the layers of " + image.source(),
                 java.time.Duration.ofNanos(System.nanoTime() - t0)));
         return sizes;
+    }
+
+    /** Refuses an image deeper than the engine allows (docker's 125 layers), without reading a layer. */
+    public void checkDepth(ResolvedImage image) throws BadInputException {
+        int max = runtime.maxLayers();
+        if (image.layers().size() > max) {
+            throw new BadInputException(image.source() + " has " + image.layers().size() + " layers; "
+                    + runtime.kind().id() + " holds at most " + max, "flatten the image (fewer layers) first");
+        }
+    }
+
+    /** The rules {@link #check} applies. */
+    public LayerScan.Rules rules() {
+        return rules;
     }
 
     /**

@@ -52,8 +52,20 @@ public final class LayerSpool implements Closeable {
                 StandardOpenOption.DELETE_ON_CLOSE);
     }
 
+    /** Thrown when a layer expands beyond the limit {@link #read(InputStream, Applier, long)} was given. */
+    public static final class TooLarge extends IOException {
+        public TooLarge() {
+            super("the layer expands beyond the limit");
+        }
+    }
+
     /** Reads one uncompressed layer stream to its end. */
     public Read read(InputStream uncompressed, Applier applier) throws IOException, NotMirroredException {
+        return read(uncompressed, applier, Long.MAX_VALUE);
+    }
+
+    /** As {@link #read(InputStream, Applier)}, stopping with {@link TooLarge} past {@code maxBytes}. */
+    public Read read(InputStream uncompressed, Applier applier, long maxBytes) throws IOException, NotMirroredException {
         MessageDigest sha;
         try {
             sha = MessageDigest.getInstance("SHA-256");
@@ -64,7 +76,28 @@ public final class LayerSpool implements Closeable {
         LayerTar.Summary summary;
         try (OutputStream gz = CanonicalGzip.open(tarSplit)) {
             TarSplit.Packer packer = new TarSplit.Packer(gz);
-            summary = LayerTar.read(new DigestInputStream(uncompressed, sha), packer, (h, content) -> {
+            InputStream bounded = new java.io.FilterInputStream(uncompressed) {
+                private long count;
+
+                @Override
+                public int read() throws IOException {
+                    int b = super.read();
+                    if (b >= 0 && ++count > maxBytes) {
+                        throw new TooLarge();
+                    }
+                    return b;
+                }
+
+                @Override
+                public int read(byte[] b, int off, int len) throws IOException {
+                    int n = super.read(b, off, len);
+                    if (n > 0 && (count += n) > maxBytes) {
+                        throw new TooLarge();
+                    }
+                    return n;
+                }
+            };
+            summary = LayerTar.read(new DigestInputStream(bounded, sha), packer, (h, content) -> {
                 FsTree.Content c = null;
                 if (h.hasContent()) {
                     c = spool(content, h.size());

@@ -178,6 +178,9 @@ public final class StorageFile implements AutoCloseable {
             case TAR_ZST:
                 ZstdOutputStream z = new ZstdOutputStream(raw, 6);
                 z.setChecksum(true);
+                // Streaming multi-threaded zstd gives the same bytes for any number of workers
+                // from 1 up (not the same as none), so every host writes the same file.
+                z.setWorkers(Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())));
                 stream = counting(z);
                 break;
             default:

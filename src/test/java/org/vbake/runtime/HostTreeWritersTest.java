@@ -66,7 +66,8 @@ class HostTreeWritersTest {
         Path tree = dir.resolve(runtime.id() + "-" + driver + "-" + suite + ".tar");
         for (int i = 0; i < 2; i++) {
             Path out = i == 0 ? tree : dir.resolve("again.tar");
-            try (HostTreeWriter.Tree t = writer.prepare(images, dir, 1740000000L, EventListener.NONE);
+            try (HostTreeWriter.Tree t = writer.prepare(images, dir, 1740000000L,
+                    new org.vbake.image.LayerScan.Rules(Long.MAX_VALUE, "test", true), EventListener.NONE);
                     OutputStream o = Files.newOutputStream(out)) {
                 t.write(o);
             }
@@ -80,6 +81,19 @@ class HostTreeWritersTest {
         assertThat(normalized.toByteArray()).isEqualTo(Files.readAllBytes(tree));
         try (Stream<Path> left = Files.list(dir)) {
             assertThat(left.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith(".vbake-spool-"));
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void aLayerBeyondTheLimitIsRefusedAndNothingIsLeft() throws Exception {
+        Path spool = java.nio.file.Files.createDirectories(dir.resolve("limited"));
+        HostTreeWriter writer = ContainerRuntime.of(RuntimeKind.DOCKER, "overlay2").hostWriter("trixie");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> writer.prepare(images, spool, 0,
+                new org.vbake.image.LayerScan.Rules(100_000, "a test limit", true), EventListener.NONE))
+                .isInstanceOf(org.vbake.api.BadInputException.class)
+                .hasMessageContaining("expands to more than").hasMessageContaining("a test limit");
+        try (Stream<Path> left = Files.list(spool)) {
+            assertThat(left).isEmpty();
         }
     }
 }

@@ -20,6 +20,7 @@ import org.vbake.api.BadInputException;
 import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.image.LayerBlobs;
+import org.vbake.image.LayerScan;
 import org.vbake.image.MediaTypes;
 import org.vbake.image.ResolvedImage;
 import org.vbake.image.registry.ImageRef;
@@ -97,8 +98,8 @@ final class DockerTreeWriter implements HostTreeWriter {
     }
 
     @Override
-    public Tree prepare(List<Image> images, Path spoolDir, long epoch, EventListener events)
-            throws IOException, NotMirroredException {
+    public Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, EventListener events)
+            throws IOException, NotMirroredException, BadInputException {
         String fixedTime = TreeNormalizer.rfc3339(Instant.ofEpochSecond(epoch));
         FsTree root = DockerSkeleton.tree(driver, version == Version.V20_10);
         String imageDir = "image/" + driver;
@@ -120,7 +121,7 @@ final class DockerTreeWriter implements HostTreeWriter {
                             : "sha256:" + sha256Hex(parent.chainId() + " " + l.diffId());
                     Layer layer = layers.get(chain);
                     if (layer == null) {
-                        layer = addLayer(root, spool, l, chain, parent, overlay, layerdb, image.source(), events);
+                        layer = addLayer(root, spool, l, chain, parent, overlay, layerdb, image.source(), limits, events);
                         layers.put(chain, layer);
                     }
                     parent = layer;
@@ -169,8 +170,8 @@ final class DockerTreeWriter implements HostTreeWriter {
     }
 
     private Layer addLayer(FsTree root, LayerSpool spool, ResolvedImage.Layer l, String chain, Layer parent,
-            boolean overlay, String layerdb, String source, EventListener events)
-            throws IOException, NotMirroredException {
+            boolean overlay, String layerdb, String source, LayerScan.Rules limits,
+            EventListener events) throws IOException, NotMirroredException, BadInputException {
         String cacheId = TreeNormalizer.cacheIdFor(chain);
         long t0 = System.nanoTime();
         FsTree diff;
@@ -193,9 +194,9 @@ final class DockerTreeWriter implements HostTreeWriter {
         LayerSpool.Read read;
         String what = source + ": layer " + l.digest();
         try (InputStream in = LayerBlobs.open(l, what)) {
-            read = spool.read(in, replay);
-        } catch (BadInputException e) {
-            throw new IOException(e.getMessage(), e);
+            read = spool.read(in, replay, limits.maxBytes());
+        } catch (LayerSpool.TooLarge e) {
+            throw LayerScan.tooLarge(what, limits);
         }
         replay.finish();
         if (!read.diffId().equals(l.diffId().toString())) {

@@ -28,6 +28,7 @@ import org.vbake.api.Event;
 import org.vbake.api.EventListener;
 import org.vbake.image.Digest;
 import org.vbake.image.LayerBlobs;
+import org.vbake.image.LayerScan;
 import org.vbake.image.MediaTypes;
 import org.vbake.image.ResolvedImage;
 import org.vbake.runtime.ContainerRuntime;
@@ -101,8 +102,8 @@ final class PodmanTreeWriter implements HostTreeWriter {
     }
 
     @Override
-    public Tree prepare(List<Image> images, Path spoolDir, long epoch, EventListener events)
-            throws IOException, NotMirroredException {
+    public Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, EventListener events)
+            throws IOException, NotMirroredException, BadInputException {
         String fixedTime = TreeNormalizer.rfc3339(Instant.ofEpochSecond(epoch));
         boolean overlay = driver.equals("overlay");
         FsTree root = skeleton(overlay);
@@ -126,7 +127,7 @@ final class PodmanTreeWriter implements HostTreeWriter {
                         // A blob or diff the store already has under another parent is not unpacked
                         // from the blob: containers/image reuses the layer's uncompressed diff.
                         boolean fromDiff = known.contains(l.digest().toString()) || known.contains(l.diffId().toString());
-                        layer = addLayer(root, spool, l, id, parent, overlay, fixedTime, image.source(), fromDiff, events);
+                        layer = addLayer(root, spool, l, id, parent, overlay, fixedTime, image.source(), fromDiff, limits, events);
                         layers.put(id, layer);
                         known.add(l.digest().toString());
                         known.add(l.diffId().toString());
@@ -199,8 +200,8 @@ final class PodmanTreeWriter implements HostTreeWriter {
     }
 
     private Layer addLayer(FsTree root, LayerSpool spool, ResolvedImage.Layer l, String id, Layer parent,
-            boolean overlay, String fixedTime, String source, boolean fromDiff, EventListener events)
-            throws IOException, NotMirroredException {
+            boolean overlay, String fixedTime, String source, boolean fromDiff,
+            LayerScan.Rules limits, EventListener events) throws IOException, NotMirroredException, BadInputException {
         long t0 = System.nanoTime();
         FsTree diff = new FsTree(0555, 0, 0);
         UnpackReplay replay;
@@ -225,9 +226,9 @@ final class PodmanTreeWriter implements HostTreeWriter {
                     gids.add(h.gid() & 0xffffffffL);
                 }
                 replay.entry(h, content);
-            });
-        } catch (BadInputException e) {
-            throw new IOException(e.getMessage(), e);
+            }, limits.maxBytes());
+        } catch (LayerSpool.TooLarge e) {
+            throw LayerScan.tooLarge(what, limits);
         }
         replay.finish();
         if (!read.diffId().equals(l.diffId().toString())) {
