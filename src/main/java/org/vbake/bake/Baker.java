@@ -159,9 +159,13 @@ public final class Baker {
                 writer = "guest (" + runtime.kind().id() + " " + manifest.suite() + " " + runtime.driver() + ")";
             }
             List<Path> files = writeOutputs(manifest, runtime, planned, o, work, tree, writer);
+            long td = System.nanoTime();
             BakeOutput.writeMarker(work, digests(work, files), key);
+            events.on(new Event.Phase("output digests", Duration.ofNanos(System.nanoTime() - td)));
             try {
+                long ts = System.nanoTime();
                 results.store(key, work);
+                events.on(new Event.Phase("bake cache store", Duration.ofNanos(System.nanoTime() - ts)));
             } catch (IOException e) {
                 events.on(new Event.Debug("bake cache: cannot keep this bake (" + e.getMessage() + ")"));
             }
@@ -229,8 +233,9 @@ public final class Baker {
         events.on(new Event.Progress("writing the storage tree on the host (" + writer.describe() + ")"));
         HostTreeWriter.Tree prepared;
         try {
-            prepared = writer.prepare(images, work, epoch, limits, events);
+            prepared = writer.prepare(images, work, epoch, limits, packageRecorder, events);
         } catch (NotMirroredException e) {
+            recordedLayers.clear(); // a layer may have been recorded in part
             if (o.writer() == Writer.HOST) {
                 throw new BadInputException("--writer host: the host writer (" + writer.describe()
                         + ") does not mirror the engine for " + e.getMessage(), "use --writer guest (or auto)");
@@ -239,13 +244,49 @@ public final class Baker {
                     + "; the guest writes the tree"));
             return -1;
         }
+        events.on(new Event.Phase("host writer: layers read", Duration.ofNanos(System.nanoTime() - t0)));
         try (prepared; StorageFile sf = StorageFile.create(tree, "bake output")) {
+            long tw = System.nanoTime();
             prepared.write(sf.stream());
             sf.commit();
+            events.on(new Event.Phase("host writer: tree written", Duration.ofNanos(System.nanoTime() - tw)));
         }
         events.on(new Event.Phase("host writer", Duration.ofNanos(System.nanoTime() - t0)));
         return planned.size();
     }
+
+    /** What the host writer's read of each layer recorded for the package listing, by diff ID. */
+    private final Map<String, PackagesScanner.LayerOps> recordedLayers = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private final HostTreeWriter.LayerObserver packageRecorder = layer -> {
+        PackagesScanner.Recorder r = new PackagesScanner.Recorder();
+        recordedLayers.put(layer.diffId().toString(), r.ops);
+        return (h, content) -> {
+            char type = switch (h.type()) {
+                case org.vbake.storage.LayerTar.DIR -> 'd';
+                case org.vbake.storage.LayerTar.REG -> 'f';
+                case org.vbake.storage.LayerTar.SYMLINK -> 's';
+                case org.vbake.storage.LayerTar.LINK -> 'h';
+                default -> 'o';
+            };
+            if (h.type() == org.vbake.storage.LayerTar.GLOBAL) {
+                return;
+            }
+            try {
+                // Names are the tar's bytes; the scanner works on text as commons-compress reads it.
+                r.entry(new String(h.name().getBytes(java.nio.charset.StandardCharsets.ISO_8859_1),
+                        java.nio.charset.StandardCharsets.UTF_8), type, h.linkname(), h.size(), () -> {
+                            java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+                            if (content != null) {
+                                content.copyTo(b);
+                            }
+                            return b.toByteArray();
+                        });
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        };
+    };
 
     private void normalize(Path rawTree, Path tree, long epoch) throws IOException, VbakeException {
         events.on(new Event.Progress("normalising ids and writing " + tree.getFileName()));
@@ -457,16 +498,19 @@ public final class Baker {
             files.add(Files.writeString(work.resolve("storage.conf"), conf, StandardCharsets.UTF_8));
         }
 
+        long tl = System.nanoTime();
         List<ContentListing.Entry> entries = new ArrayList<>();
         for (Planned p : planned) {
             events.on(new Event.Progress("listing packages of " + p.image().source()));
-            entries.add(ContentListing.Entry.of(p.tags(), p.image(), p.repoDigest(), Packages.scan(p.image())));
+            entries.add(ContentListing.Entry.of(p.tags(), p.image(), p.repoDigest(),
+                    PackagesScanner.scan(p.image(), recordedLayers)));
         }
         com.fasterxml.jackson.databind.node.ObjectNode listing = ContentListing.listing(entries);
         listing.put("writer", writer);
         files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(listing)));
         files.add(Files.write(work.resolve("sbom.cdx.json"), SbomWriter.cycloneDx(entries, "vbake-storage",
                 "vbake:" + Digest.of(ContentListing.toBytes(ContentListing.listing(entries))), o.sourceDateEpoch())));
+        events.on(new Event.Phase("listing and SBOM", Duration.ofNanos(System.nanoTime() - tl)));
 
         Map<Integer, String> refs = new LinkedHashMap<>();
         for (int i = 0; i < planned.size(); i++) {

@@ -72,10 +72,19 @@ final class PackagesScanner {
     }
 
     static Packages scan(ResolvedImage image) throws IOException {
+        return scan(image, Map.of());
+    }
+
+    /**
+     * As {@link #scan(ResolvedImage)}, using what was recorded of layers already read (by their
+     * diff ID, see {@link Recorder}); only the others are read from their blobs.
+     */
+    static Packages scan(ResolvedImage image, Map<String, LayerOps> recorded) throws IOException {
         PackagesScanner scanner = new PackagesScanner();
         for (ResolvedImage.Layer layer : image.layers()) {
             try {
-                scanner.applyLayer(layer.blob());
+                LayerOps ops = recorded.get(layer.diffId().toString());
+                scanner.apply(ops != null ? ops : read(layer.blob()));
             } catch (IOException | RuntimeException e) {
                 throw new IOException("layer " + layer.digest() + " of " + image.source() + ": " + e.getMessage(), e);
             }
@@ -83,67 +92,116 @@ final class PackagesScanner {
         return scanner.result();
     }
 
-    private void applyLayer(Path blob) throws IOException {
-        // Whiteouts hide only what lower layers hold, so this layer's own files are kept apart until its end.
-        Map<String, Tracked> added = new HashMap<>();
+    /** What one layer does to the tracked paths, in its order. */
+    static final class LayerOps {
+        private final List<Object[]> ops = new ArrayList<>();
+    }
+
+    /**
+     * Records a layer's effect on the tracked paths from its entries, one at a time, as they are
+     * read (by the host writer's single read of the layer, or from the blob here).
+     */
+    static final class Recorder {
+        final LayerOps ops = new LayerOps();
+
+        /**
+         * @param type    'd' directory, 'f' regular file, 's' symlink, 'h' hardlink, 'o' anything else
+         * @param content the file's bytes, read only for a tracked file
+         */
+        void entry(String name, char type, String linkname, long size, ContentReader content) throws IOException {
+            String path = normalize(name);
+            if (path.isEmpty()) {
+                return;
+            }
+            int slash = path.lastIndexOf('/');
+            String dir = slash < 0 ? "" : path.substring(0, slash + 1);
+            String base = path.substring(slash + 1);
+            if (base.equals(OPAQUE)) {
+                ops.ops.add(new Object[] {"opaque", dir});
+                return;
+            }
+            if (base.startsWith(WHITEOUT + WHITEOUT)) {
+                return; // aufs bookkeeping (.wh..wh..plnk), not a file of the image
+            }
+            if (base.startsWith(WHITEOUT)) {
+                ops.ops.add(new Object[] {"whiteout", dir + base.substring(WHITEOUT.length())});
+                return;
+            }
+            if (type == 'd') {
+                ops.ops.add(new Object[] {"dir", path});
+                return;
+            }
+            ops.ops.add(new Object[] {"replace", path});
+            if (!tracked(path)) {
+                return;
+            }
+            switch (type) {
+                case 's' -> ops.ops.add(new Object[] {"add", path, Tracked.symlink(linkname)});
+                case 'h' -> ops.ops.add(new Object[] {"link", path, normalize(linkname)});
+                case 'f' -> {
+                    Tracked t;
+                    if (RPM_DATABASES.contains(path)) {
+                        t = Tracked.unread("rpm");
+                    } else if (size > MAX_FILE_BYTES) {
+                        t = Tracked.unread("larger than " + (MAX_FILE_BYTES >> 20) + " MiB");
+                    } else {
+                        t = Tracked.content(content.read());
+                    }
+                    ops.ops.add(new Object[] {"add", path, t});
+                }
+                default -> ops.ops.add(new Object[] {"drop", path});
+            }
+        }
+    }
+
+    /** A tracked file's content, read when asked. */
+    interface ContentReader {
+        byte[] read() throws IOException;
+    }
+
+    private static LayerOps read(Path blob) throws IOException {
+        Recorder r = new Recorder();
         try (InputStream in = decompressed(blob); TarArchiveInputStream tar = new TarArchiveInputStream(in)) {
             for (TarArchiveEntry e; (e = tar.getNextEntry()) != null; ) {
-                String path = normalize(e.getName());
-                if (path.isEmpty()) {
-                    continue;
-                }
-                int slash = path.lastIndexOf('/');
-                String dir = slash < 0 ? "" : path.substring(0, slash + 1);
-                String base = path.substring(slash + 1);
-                if (base.equals(OPAQUE)) {
-                    removeUnder(dir);
-                    continue;
-                }
-                if (base.startsWith(WHITEOUT + WHITEOUT)) {
-                    continue; // aufs bookkeeping (.wh..wh..plnk), not a file of the image
-                }
-                if (base.startsWith(WHITEOUT)) {
-                    removePathAndUnder(dir + base.substring(WHITEOUT.length()));
-                    continue;
-                }
-                if (e.isDirectory()) {
+                char type = e.isDirectory() ? 'd' : e.isSymbolicLink() ? 's' : e.isLink() ? 'h' : e.isFile() ? 'f' : 'o';
+                TarArchiveEntry entry = e;
+                r.entry(e.getName(), type, e.getLinkName(), e.getSize(), () -> {
+                    byte[] bytes = tar.readNBytes((int) entry.getSize());
+                    if (bytes.length != entry.getSize()) {
+                        throw new IOException("truncated tar: " + entry.getName() + " ends early");
+                    }
+                    return bytes;
+                });
+            }
+        }
+        return r.ops;
+    }
+
+    /** Whiteouts hide only what lower layers hold, so a layer's own files are kept apart until its end. */
+    private void apply(LayerOps layer) {
+        Map<String, Tracked> added = new HashMap<>();
+        for (Object[] op : layer.ops) {
+            String path = (String) op[1];
+            switch ((String) op[0]) {
+                case "opaque" -> removeUnder(path);
+                case "whiteout" -> removePathAndUnder(path);
+                case "dir" -> {
                     // A directory merges with a lower one, but replaces a lower file of that name.
                     files.remove(path);
                     added.remove(path);
-                    continue;
                 }
-                removePathAndUnder(path);
-                if (!tracked(path)) {
-                    continue;
-                }
-                if (e.isSymbolicLink()) {
-                    added.put(path, Tracked.symlink(e.getLinkName()));
-                } else if (e.isLink()) {
-                    String target = normalize(e.getLinkName());
+                case "replace" -> removePathAndUnder(path);
+                case "add" -> added.put(path, (Tracked) op[2]);
+                case "link" -> {
+                    String target = (String) op[2];
                     Tracked t = added.containsKey(target) ? added.get(target) : files.get(target);
                     added.put(path, t != null ? t : Tracked.unread("a hard link to " + target + ", which was not read"));
-                } else if (e.isFile()) {
-                    added.put(path, read(tar, e, path));
-                } else {
-                    added.remove(path);
                 }
+                case "drop" -> added.remove(path);
+                default -> throw new IllegalStateException((String) op[0]);
             }
         }
         files.putAll(added);
-    }
-
-    private static Tracked read(TarArchiveInputStream tar, TarArchiveEntry e, String path) throws IOException {
-        if (RPM_DATABASES.contains(path)) {
-            return Tracked.unread("rpm");
-        }
-        if (e.getSize() > MAX_FILE_BYTES) {
-            return Tracked.unread("larger than " + (MAX_FILE_BYTES >> 20) + " MiB");
-        }
-        byte[] bytes = tar.readNBytes((int) e.getSize());
-        if (bytes.length != e.getSize()) {
-            throw new IOException("truncated tar: " + path + " ends early");
-        }
-        return Tracked.content(bytes);
     }
 
     static boolean tracked(String path) {

@@ -38,6 +38,17 @@ public interface HostTreeWriter {
         long contentBytes();
     }
 
+    /**
+     * Sees every entry of every layer the writer reads (each layer once, whichever images share
+     * it), so that others who need a layer's content (the package listing) need not read it again.
+     */
+    interface LayerObserver {
+        /** The observer of one layer's entries, or null. */
+        org.vbake.storage.LayerSpool.Applier observe(ResolvedImage.Layer layer);
+
+        LayerObserver NONE = layer -> null;
+    }
+
     /** What it writes, for messages and the listing: {@code docker 26.1 overlay2}. */
     String describe();
 
@@ -48,10 +59,12 @@ public interface HostTreeWriter {
      * @param epoch    SOURCE_DATE_EPOCH: the latest mtime written, and the time written where the
      *                 engine writes its clock
      * @param limits   how far a layer may expand (the spool holds it uncompressed)
+     * @param observer sees each layer's entries as they are read
      * @throws NotMirroredException when an input needs something this writer cannot prove it does
      *                              as the engine does; nothing is left behind
      * @throws BadInputException    a layer expands beyond {@code limits}
      */
-    Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, EventListener events)
+    Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, LayerObserver observer,
+            EventListener events)
             throws IOException, NotMirroredException, BadInputException;
 }

@@ -176,7 +176,7 @@ public final class StorageFile implements AutoCloseable {
                 stream = counting(new GZIPOutputStream(raw, 1 << 16));
                 break;
             case TAR_ZST:
-                ZstdOutputStream z = new ZstdOutputStream(raw, 6);
+                ZstdOutputStream z = new ZstdOutputStream(raw, 3); // zstd's default level: the tree is a build artifact, unpacked once
                 z.setChecksum(true);
                 // Streaming multi-threaded zstd gives the same bytes for any number of workers
                 // from 1 up (not the same as none), so every host writes the same file.

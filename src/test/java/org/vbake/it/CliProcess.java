@@ -30,8 +30,14 @@ final class CliProcess {
 
     /** The JVM command line of the launcher for {@code prog} (vdkr, vpdmn, vbake). */
     static List<String> launcher(String prog) {
-        return List.of(ProcessHandle.current().info().command().orElse("java"), "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1", "-Dvbake.prog=" + prog, "-jar", JAR.toString());
+        // As bin/vbake: the quick compiler alone for vdkr and vpdmn, both compilers for vbake's bakes.
+        List<String> argv = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java"),
+                "-XX:+UseSerialGC"));
+        if (!prog.equals("vbake")) {
+            argv.add("-XX:TieredStopAtLevel=1");
+        }
+        argv.addAll(List.of("-Dvbake.prog=" + prog, "-jar", JAR.toString()));
+        return argv;
     }
 
     /** {@code prog -a ARCH --state-dir DIR args...}. */

@@ -67,7 +67,8 @@ class HostTreeWritersTest {
         for (int i = 0; i < 2; i++) {
             Path out = i == 0 ? tree : dir.resolve("again.tar");
             try (HostTreeWriter.Tree t = writer.prepare(images, dir, 1740000000L,
-                    new org.vbake.image.LayerScan.Rules(Long.MAX_VALUE, "test", true), EventListener.NONE);
+                    new org.vbake.image.LayerScan.Rules(Long.MAX_VALUE, "test", true), HostTreeWriter.LayerObserver.NONE,
+                    EventListener.NONE);
                     OutputStream o = Files.newOutputStream(out)) {
                 t.write(o);
             }
@@ -89,7 +90,8 @@ class HostTreeWritersTest {
         Path spool = java.nio.file.Files.createDirectories(dir.resolve("limited"));
         HostTreeWriter writer = ContainerRuntime.of(RuntimeKind.DOCKER, "overlay2").hostWriter("trixie");
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> writer.prepare(images, spool, 0,
-                new org.vbake.image.LayerScan.Rules(100_000, "a test limit", true), EventListener.NONE))
+                new org.vbake.image.LayerScan.Rules(100_000, "a test limit", true), HostTreeWriter.LayerObserver.NONE,
+                EventListener.NONE))
                 .isInstanceOf(org.vbake.api.BadInputException.class)
                 .hasMessageContaining("expands to more than").hasMessageContaining("a test limit");
         try (Stream<Path> left = Files.list(spool)) {

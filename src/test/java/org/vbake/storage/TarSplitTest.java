@@ -37,6 +37,22 @@ class TarSplitTest {
     }
 
     @Test
+    void theEightBytesAtATimeCrcIsTheBytewiseOne() {
+        java.util.Random r = new java.util.Random(3);
+        for (int len : new int[] {0, 1, 7, 8, 9, 63, 64, 65, 1000, 100_003}) {
+            byte[] b = new byte[len];
+            r.nextBytes(b);
+            TarSplit.Crc64 crc = new TarSplit.Crc64();
+            // In pieces of odd sizes, as a stream hands them over.
+            for (int off = 0; off < len; off += 13) {
+                crc.update(b, off, Math.min(13, len - off));
+            }
+            long want = TarSplit.Crc64.bytewise(b);
+            assertThat(java.nio.ByteBuffer.wrap(crc.bigEndian()).getLong()).as("length " + len).isEqualTo(want);
+        }
+    }
+
+    @Test
     void anEnginesTarSplitBecomesOneCanonicalForm() throws Exception {
         // As tar-split 0.11.2 (bookworm) writes it: the end marker and trailing padding split
         // across reads, an empty last segment, Go 1.19's \u0008 escape.

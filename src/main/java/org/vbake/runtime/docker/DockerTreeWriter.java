@@ -98,7 +98,8 @@ final class DockerTreeWriter implements HostTreeWriter {
     }
 
     @Override
-    public Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, EventListener events)
+    public Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, LayerObserver observer,
+            EventListener events)
             throws IOException, NotMirroredException, BadInputException {
         String fixedTime = TreeNormalizer.rfc3339(Instant.ofEpochSecond(epoch));
         FsTree root = DockerSkeleton.tree(driver, version == Version.V20_10);
@@ -121,7 +122,7 @@ final class DockerTreeWriter implements HostTreeWriter {
                             : "sha256:" + sha256Hex(parent.chainId() + " " + l.diffId());
                     Layer layer = layers.get(chain);
                     if (layer == null) {
-                        layer = addLayer(root, spool, l, chain, parent, overlay, layerdb, image.source(), limits, events);
+                        layer = addLayer(root, spool, l, chain, parent, overlay, layerdb, image.source(), limits, observer, events);
                         layers.put(chain, layer);
                     }
                     parent = layer;
@@ -171,7 +172,7 @@ final class DockerTreeWriter implements HostTreeWriter {
 
     private Layer addLayer(FsTree root, LayerSpool spool, ResolvedImage.Layer l, String chain, Layer parent,
             boolean overlay, String layerdb, String source, LayerScan.Rules limits,
-            EventListener events) throws IOException, NotMirroredException, BadInputException {
+            LayerObserver observer, EventListener events) throws IOException, NotMirroredException, BadInputException {
         String cacheId = TreeNormalizer.cacheIdFor(chain);
         long t0 = System.nanoTime();
         FsTree diff;
@@ -194,7 +195,11 @@ final class DockerTreeWriter implements HostTreeWriter {
         LayerSpool.Read read;
         String what = source + ": layer " + l.digest();
         try (InputStream in = LayerBlobs.open(l, what)) {
-            read = spool.read(in, replay, limits.maxBytes());
+            LayerSpool.Applier seen = observer.observe(l);
+            read = spool.read(in, seen == null ? replay : (h, content) -> {
+                replay.entry(h, content);
+                seen.entry(h, content);
+            }, limits.maxBytes());
         } catch (LayerSpool.TooLarge e) {
             throw LayerScan.tooLarge(what, limits);
         }

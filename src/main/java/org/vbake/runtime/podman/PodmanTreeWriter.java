@@ -102,7 +102,8 @@ final class PodmanTreeWriter implements HostTreeWriter {
     }
 
     @Override
-    public Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, EventListener events)
+    public Tree prepare(List<Image> images, Path spoolDir, long epoch, LayerScan.Rules limits, LayerObserver observer,
+            EventListener events)
             throws IOException, NotMirroredException, BadInputException {
         String fixedTime = TreeNormalizer.rfc3339(Instant.ofEpochSecond(epoch));
         boolean overlay = driver.equals("overlay");
@@ -127,7 +128,7 @@ final class PodmanTreeWriter implements HostTreeWriter {
                         // A blob or diff the store already has under another parent is not unpacked
                         // from the blob: containers/image reuses the layer's uncompressed diff.
                         boolean fromDiff = known.contains(l.digest().toString()) || known.contains(l.diffId().toString());
-                        layer = addLayer(root, spool, l, id, parent, overlay, fixedTime, image.source(), fromDiff, limits, events);
+                        layer = addLayer(root, spool, l, id, parent, overlay, fixedTime, image.source(), fromDiff, limits, observer, events);
                         layers.put(id, layer);
                         known.add(l.digest().toString());
                         known.add(l.diffId().toString());
@@ -201,7 +202,8 @@ final class PodmanTreeWriter implements HostTreeWriter {
 
     private Layer addLayer(FsTree root, LayerSpool spool, ResolvedImage.Layer l, String id, Layer parent,
             boolean overlay, String fixedTime, String source, boolean fromDiff,
-            LayerScan.Rules limits, EventListener events) throws IOException, NotMirroredException, BadInputException {
+            LayerScan.Rules limits, LayerObserver observer, EventListener events)
+            throws IOException, NotMirroredException, BadInputException {
         long t0 = System.nanoTime();
         FsTree diff = new FsTree(0555, 0, 0);
         UnpackReplay replay;
@@ -220,12 +222,16 @@ final class PodmanTreeWriter implements HostTreeWriter {
         LayerSpool.Read read;
         String what = source + ": layer " + l.digest();
         try (InputStream in = LayerBlobs.open(l, what)) {
+            LayerSpool.Applier seen = observer.observe(l);
             read = spool.read(in, (h, content) -> {
                 if (!goBase(h.name()).startsWith(".wh.")) {
                     uids.add(h.uid() & 0xffffffffL);
                     gids.add(h.gid() & 0xffffffffL);
                 }
                 replay.entry(h, content);
+                if (seen != null) {
+                    seen.entry(h, content);
+                }
             }, limits.maxBytes());
         } catch (LayerSpool.TooLarge e) {
             throw LayerScan.tooLarge(what, limits);
