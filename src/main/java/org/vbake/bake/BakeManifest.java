@@ -51,9 +51,9 @@ public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String dri
         return driver != null ? driver : drivers(runtime).get(0);
     }
 
-    /** The images that get a unit started at boot, in manifest order. */
+    /** The images that get a generated unit started at boot (autostarted, no unit of their own), in manifest order. */
     public List<Image> autostarted() {
-        return images.stream().filter(Image::autostarts).collect(Collectors.toUnmodifiableList());
+        return images.stream().filter(i -> i.autostarts() && i.unit() == null).collect(Collectors.toUnmodifiableList());
     }
 
     /** {@code bake.yaml:12}: where {@code image} is declared, to start a message about it. */
@@ -183,13 +183,21 @@ public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String dri
      * @param autostart     {@link Autostart#NO} unless the entry says otherwise
      * @param run           never null; for autostarted images {@link Run#name()} is the resolved container name
      * @param command       for {@link SourceKind#ROOTFS}: the image's default command (its config Cmd); else empty
+     * @param unit          a unit the user wrote for the image ({@code unit:}, a {@code .service} for
+     *                      docker or a {@code .container} for podman; absolute, known to exist), installed
+     *                      as it is instead of a generated one; null for none
      */
     public record Image(int index, int line, SourceKind kind, String source, Path path, String name,
-            List<String> tags, boolean allowUnpinned, Autostart autostart, Run run, List<String> command) {
+            List<String> tags, boolean allowUnpinned, Autostart autostart, Run run, List<String> command, Path unit) {
 
         public Image(int index, int line, SourceKind kind, String source, Path path, String name,
                 List<String> tags, boolean allowUnpinned, Autostart autostart, Run run) {
-            this(index, line, kind, source, path, name, tags, allowUnpinned, autostart, run, List.of());
+            this(index, line, kind, source, path, name, tags, allowUnpinned, autostart, run, List.of(), null);
+        }
+
+        public Image(int index, int line, SourceKind kind, String source, Path path, String name,
+                List<String> tags, boolean allowUnpinned, Autostart autostart, Run run, List<String> command) {
+            this(index, line, kind, source, path, name, tags, allowUnpinned, autostart, run, command, null);
         }
 
         public Image {

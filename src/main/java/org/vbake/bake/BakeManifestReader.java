@@ -41,7 +41,7 @@ public final class BakeManifestReader {
 
     private static final List<String> TOP_KEYS = List.of("arch", "runtime", "driver", "output", "suite", "images");
     private static final List<String> IMAGE_KEYS = List.of("ref", "oci", "oci-archive", "docker-archive", "rootfs",
-            "name", "tags", "autostart", "allow-unpinned", "run", "command");
+            "name", "tags", "autostart", "allow-unpinned", "run", "command", "unit");
     private static final List<String> RUN_KEYS = List.of("name", "command", "env", "volumes", "ports", "args");
     private static final String ARCH_CHOICES = "aarch64, arm64, x86_64, amd64";
 
@@ -53,6 +53,8 @@ public final class BakeManifestReader {
     private static final Pattern WHITESPACE = Pattern.compile("\\s");
 
     private final Path file;
+    /** The manifest's runtime, once read (the unit's kind depends on it). */
+    private RuntimeKind runtime;
     private final Path baseDir;
 
     private BakeManifestReader(Path file) {
@@ -82,6 +84,7 @@ public final class BakeManifestReader {
         String runtimes = "docker, podman";
         RuntimeKind runtime = RuntimeKind.parse(requiredText(top, root, "", "runtime", runtimes))
                 .orElseThrow(() -> notOneOf(top.get("runtime"), "runtime", runtimes));
+        this.runtime = runtime;
 
         String driver = null;
         if (top.containsKey("driver")) {
@@ -231,8 +234,23 @@ public final class BakeManifestReader {
                 command.add(nonEmpty(items.get(i), path + ".command[" + i + "]"));
             }
         }
+        Path unit = null;
+        if (fields.containsKey("unit")) {
+            Entry e = fields.get("unit");
+            String value = text(e, path + ".unit");
+            String want = runtime == RuntimeKind.DOCKER ? ".service" : ".container";
+            if (!value.endsWith(want)) {
+                throw error(e.value().line(), path + ".unit", "'" + value + "' must be a " + want + " file for "
+                        + runtime.id() + (runtime == RuntimeKind.DOCKER ? " (a systemd unit)" : " (a Quadlet file)"));
+            }
+            unit = file.toAbsolutePath().getParent().resolve(value).normalize();
+            if (!Files.isRegularFile(unit)) {
+                throw error(e.value().line(), path + ".unit", unit + (Files.exists(unit) ? " is not a file"
+                        : " does not exist"));
+            }
+        }
         return new Image(index, node.line(), kind, source, resolved, name, tags, allowUnpinned, autostart, run,
-                command);
+                command, unit);
     }
 
     private Run run(Entry entry, String path) throws BadInputException {

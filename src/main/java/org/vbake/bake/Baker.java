@@ -119,10 +119,21 @@ public final class Baker {
         String writerId = hostWriter == null ? "guest: " + runtime.kind().id() + " " + manifest.suite() + " "
                 + runtime.driver() : o.writer().name().toLowerCase(java.util.Locale.ROOT) + ": " + hostWriter.describe();
         List<BakeCache.Input> inputs = new ArrayList<>();
+        Map<String, byte[]> customUnits = new java.util.TreeMap<>();
         for (Planned p : planned) {
             inputs.add(new BakeCache.Input(p.image(), p.tags(), p.repoDigest()));
+            if (p.entry().unit() != null) {
+                String file = runtime.unitDirName() + "/" + p.entry().unit().getFileName();
+                if (customUnits.put(file, CustomUnits.read(p.entry(), manifest.runtime(), runtime, p.tags(),
+                        p.image().configDigest())) != null) {
+                    throw new BadInputException(p.entry().describe() + ": unit " + file + " is another image's too",
+                            "give each image's unit its own file name");
+                }
+            }
         }
-        String key = BakeCache.key(manifestBytes, manifest, inputs, writerId, epoch);
+        Map<String, String> unitDigests = new java.util.TreeMap<>();
+        customUnits.forEach((f, b) -> unitDigests.put(f, Digest.of(b).toString()));
+        String key = BakeCache.key(manifestBytes, manifest, inputs, writerId + " units " + unitDigests, epoch);
         BakeCache results = new BakeCache(o.cacheRoot());
         if (!o.fresh() && !o.noCache() && BakeCache.upToDate(o.outDir(), key)) {
             events.on(new Event.Progress(o.outDir() + " is up to date (same inputs as its bake)"));
@@ -158,7 +169,7 @@ public final class Baker {
                 Files.delete(rawTree);
                 writer = "guest (" + runtime.kind().id() + " " + manifest.suite() + " " + runtime.driver() + ")";
             }
-            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, tree, writer);
+            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, tree, writer, customUnits);
             long td = System.nanoTime();
             BakeOutput.writeMarker(work, digests(work, files), key);
             events.on(new Event.Phase("output digests", Duration.ofNanos(System.nanoTime() - td)));
@@ -490,7 +501,8 @@ public final class Baker {
     }
 
     private List<Path> writeOutputs(BakeManifest manifest, ContainerRuntime runtime, List<Planned> planned,
-            Options o, Path work, Path tree, String writer) throws IOException, VbakeException {
+            Options o, Path work, Path tree, String writer, Map<String, byte[]> customUnits)
+            throws IOException, VbakeException {
         List<Path> files = new ArrayList<>();
         files.add(tree);
         String conf = runtime.storageConf();
@@ -518,10 +530,17 @@ public final class Baker {
             refs.put(i, p.tags().isEmpty() ? p.image().configDigest().toString() : p.tags().get(0));
         }
         Map<String, String> units = AutostartUnits.generate(manifest, refs);
-        if (!units.isEmpty()) {
+        if (!units.isEmpty() || !customUnits.isEmpty()) {
             Path unitDir = Files.createDirectories(work.resolve(runtime.unitDirName()));
             for (Map.Entry<String, String> u : units.entrySet()) {
+                if (customUnits.containsKey(runtime.unitDirName() + "/" + u.getKey())) {
+                    throw new BadInputException("unit " + u.getKey() + " is both a user's unit and one vbake makes for "
+                            + "another image", "rename the user's unit");
+                }
                 files.add(Files.writeString(unitDir.resolve(u.getKey()), u.getValue(), StandardCharsets.UTF_8));
+            }
+            for (Map.Entry<String, byte[]> u : customUnits.entrySet()) {
+                files.add(Files.write(work.resolve(u.getKey()), u.getValue()));
             }
         }
         return files;
