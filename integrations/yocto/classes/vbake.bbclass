@@ -1,33 +1,45 @@
 # vbake.bbclass: bakes ready-to-run container storage into an image with vbake.
 #
-# do_vbake runs `vbake bake VBAKE_MANIFEST` as the build user (it boots a target-arch QEMU guest
-# and may pull from registries). vbake_install_storage, a ROOTFS_POSTPROCESS_COMMAND (so it runs
-# under pseudo inside do_rootfs), unpacks the resulting storage tree into the rootfs with its
-# owners, device nodes and xattrs, installs storage.conf and the units, and deploys the listing
-# and SBOM. Use it in an image recipe:
+# do_vbake runs `vbake bake` as the build user: vbake writes the engine's storage tree on the
+# host (a target-arch QEMU guest only for an input its host writer cannot mirror, which it says),
+# pulling from registries where the manifest says so. vbake_install_storage, a
+# ROOTFS_POSTPROCESS_COMMAND (so it runs under pseudo inside do_rootfs), unpacks the resulting
+# storage tree into the rootfs with its owners, device nodes and xattrs, installs storage.conf and
+# the units, and deploys the listing and SBOM. Use it in an image recipe:
 #
 #   inherit core-image vbake
 #   IMAGE_INSTALL += "docker-moby"
 #   VBAKE_MANIFEST = "${THISDIR}/files/containers.yaml"
 #
+# Coming from meta-virtualization's container-cross-install class: keep BUNDLED_CONTAINERS
+# ("name:runtime[:autostart][:external]", OCI images built by image-oci in DEPLOY_DIR_IMAGE) and
+# the CONTAINER_SERVICE_FILE[name] varflags, and change `inherit container-cross-install` to
+# `inherit vbake`: without VBAKE_MANIFEST the class makes the manifest from them (`vbake manifest
+# from-bundled`), depends on each container recipe's do_image_complete (not for :external ones)
+# and checksums the OCI directories and unit files, so bitbake reruns the bake only when one of
+# them changed, and reuses it from sstate otherwise.
+#
 # vbake has to be runnable from a task. Tasks only see the tools named in HOSTTOOLS (plus the
 # native sysroot), so in local.conf, with vbake and its jar built on the host:
 #
-#   HOSTTOOLS += "vbake java qemu-system-aarch64"      # x86_64 targets: qemu-system-x86_64
+#   HOSTTOOLS += "vbake java"
+#   HOSTTOOLS_NONFATAL += "qemu-system-aarch64 qemu-system-x86_64"   # only when a bake needs the guest
 #
 # (vbake on the host's PATH, e.g. /usr/local/bin/vbake -> <checkout>/bin/vbake; every tool named
-# in HOSTTOOLS must exist when bitbake starts, so list in HOSTTOOLS_NONFATAL the ones only some
-# builds need). A vbake-native recipe that installs the launcher and jar into the native sysroot
-# works too; java and qemu-system-* still come from the host then. The launcher rebuilds its jar
-# with mvn when the sources are newer: build it once beforehand (mvn package), since mvn is not a
-# host tool here. The guest images must exist before the first build: they are built once as
-# root (`vbake images build`, see vbake's README), and must be in the cache the build user's vbake
-# reads (~/.cache/vbake, or VBAKE_CACHE_DIR below): a task cannot build them.
+# in HOSTTOOLS must exist when bitbake starts). A vbake-native recipe that installs the launcher
+# and jar into the native sysroot works too. The launcher rebuilds its jar with mvn when the
+# sources are newer: build it once beforehand (mvn package), since mvn is not a host tool here.
+# Bakes that need the guest (see above) need its images, built once as root (`vbake images
+# build`) into the cache the build user's vbake reads (~/.cache/vbake, or VBAKE_CACHE_DIR below).
 #
 # Needs bitbake 2.0 / Yocto 4.0 (kirkstone) or newer: do_vbake relies on the [network] task flag.
 
 # The bake manifest (YAML). Use an absolute path, e.g. "${THISDIR}/files/containers.yaml".
+# Empty with BUNDLED_CONTAINERS set: the manifest is made from those (see above).
 VBAKE_MANIFEST ?= ""
+BUNDLED_CONTAINERS ?= ""
+# For BUNDLED_CONTAINERS entries without a runtime, as their CONTAINER_PROFILE default.
+VBAKE_BUNDLED_RUNTIME ?= "${@'podman' if (d.getVar('CONTAINER_PROFILE') or '') == 'podman' else 'docker'}"
 # The vbake executable, looked up on the task's PATH (see HOSTTOOLS above), or an absolute path.
 VBAKE ?= "vbake"
 # Where the bake writes storage.tar*, storage.conf, systemd/ or quadlet/, listing.json and
@@ -40,7 +52,7 @@ VBAKE_CACHE_DIR ?= ""
 # The target architecture as vbake names it, from TARGET_ARCH; the manifest's arch: must match.
 VBAKE_ARCH ?= "${@vbake_target_arch(d)}"
 # docker or podman, read from the manifest (informational: the install step reads the tree).
-VBAKE_RUNTIME ?= "${@vbake_manifest_value(d, 'runtime')}"
+VBAKE_RUNTIME ?= "${@vbake_manifest_value(d, 'runtime') or vbake_bundled_runtime(d)}"
 # The timestamp vbake clamps mtimes to; same manifest + same value = byte-identical output.
 VBAKE_SOURCE_DATE_EPOCH ?= "${SOURCE_DATE_EPOCH}"
 # Local inputs the manifest reads (rootfs:, oci:, oci-archive:, docker-archive: paths), so that a
@@ -68,11 +80,52 @@ def vbake_manifest_value(d, key):
                 return m.group(1)
     return ''
 
+def vbake_bundled(d):
+    """(name, runtime, external) of each BUNDLED_CONTAINERS entry, as container-cross-install reads it."""
+    out = []
+    for entry in (d.getVar('BUNDLED_CONTAINERS') or '').split():
+        parts = entry.split(':')
+        external = 'external' in parts
+        parts = [p for p in parts if p != 'external']
+        runtime = parts[1] if len(parts) > 1 else d.getVar('VBAKE_BUNDLED_RUNTIME')
+        out.append((parts[0], runtime, external))
+    return out
+
+def vbake_bundled_runtime(d):
+    runtimes = sorted(set(r for _, r, _ in vbake_bundled(d)))
+    return runtimes[0] if len(runtimes) == 1 else ''
+
+def vbake_bundled_dirs(d):
+    """The OCI directories container-cross-install would use (name-latest-oci, name-oci, or name)."""
+    deploy = d.getVar('DEPLOY_DIR_IMAGE')
+    dirs = []
+    for name, _, _ in vbake_bundled(d):
+        candidates = [name] if name.endswith('-oci') else [name + '-latest-oci', name + '-oci']
+        found = [c for c in candidates if os.path.isdir(os.path.join(deploy, c))]
+        dirs.append(os.path.join(deploy, (found or candidates)[0]))
+    return dirs
+
+def vbake_service_files(d):
+    flags = d.getVarFlags('CONTAINER_SERVICE_FILE') or {}
+    return sorted((k, v) for k, v in flags.items() if v and not k.startswith('_'))
+
+def vbake_service_file_args(d):
+    return ' '.join('--service-file %s=%s' % (k, v) for k, v in vbake_service_files(d))
+
 def vbake_file_checksums(d):
     entries = []
-    for path in [d.getVar('VBAKE_MANIFEST') or ''] + (d.getVar('VBAKE_EXTRA_INPUTS') or '').split():
+    paths = [d.getVar('VBAKE_MANIFEST') or ''] + (d.getVar('VBAKE_EXTRA_INPUTS') or '').split()
+    if not d.getVar('VBAKE_MANIFEST'):
+        # A container built by a recipe is covered by that recipe's signature (the dependency
+        # below); a third-party one (:external) only by its files.
+        bundled = vbake_bundled(d)
+        for (name, _, external), path in zip(bundled, vbake_bundled_dirs(d)):
+            if external:
+                paths.append(path + '/*')
+        paths += [v for _, v in vbake_service_files(d)]
+    for path in paths:
         if path:
-            entries.append('%s:%s' % (path, os.path.exists(path)))
+            entries.append('%s:%s' % (path, os.path.exists(path.rstrip('*').rstrip('/'))))
     return ' '.join(entries)
 
 python () {
@@ -83,13 +136,27 @@ python () {
     if manifest and os.path.isfile(manifest):
         # VBAKE_RUNTIME is read from the manifest while parsing: reparse when it changes.
         bb.parse.mark_dependency(d, manifest)
+    if not manifest:
+        # As container-cross-install: each container recipe's image first, unless :external.
+        for name, _, external in vbake_bundled(d):
+            if external:
+                continue
+            recipe = name[:-len('-latest-oci')] if name.endswith('-latest-oci') else (
+                name[:-len('-oci')] if name.endswith('-oci') else name)
+            d.appendVarFlag('do_vbake', 'depends', ' %s:do_image_complete' % recipe)
 }
 
 python vbake_check() {
     manifest = d.getVar('VBAKE_MANIFEST')
+    if not manifest and d.getVar('BUNDLED_CONTAINERS'):
+        if not vbake_bundled_runtime(d):
+            bb.fatal('BUNDLED_CONTAINERS mixes docker and podman: vbake bakes one engine\'s tree per image recipe')
+        if not d.getVar('VBAKE_ARCH'):
+            bb.fatal('vbake bakes for aarch64 and x86_64 targets; TARGET_ARCH is %s' % d.getVar('TARGET_ARCH'))
+        return
     if not manifest:
         bb.fatal('VBAKE_MANIFEST is not set: point it at the bake manifest, e.g. '
-                 'VBAKE_MANIFEST = "${THISDIR}/files/containers.yaml"')
+                 'VBAKE_MANIFEST = "${THISDIR}/files/containers.yaml", or set BUNDLED_CONTAINERS')
     if not os.path.isabs(manifest):
         bb.fatal('VBAKE_MANIFEST must be an absolute path (use ${THISDIR}): %s' % manifest)
     if not os.path.isfile(manifest):
@@ -103,10 +170,19 @@ python vbake_check() {
                  'run on the target' % (manifest, manifest_arch, arch))
 }
 
-do_vbake[doc] = "Bakes the container storage of VBAKE_MANIFEST with vbake into VBAKE_OUT"
+# The bake writes here; sstate then puts it in VBAKE_OUT (and restores it there, with no bake at
+# all, when the task's signature is unchanged).
+VBAKE_SSTATE_OUT = "${WORKDIR}/vbake-sstate-out"
+
+do_vbake[doc] = "Bakes the container storage of VBAKE_MANIFEST (or BUNDLED_CONTAINERS) with vbake into VBAKE_OUT"
 do_vbake[prefuncs] += "vbake_check"
 do_vbake[dirs] = "${WORKDIR}"
-do_vbake[cleandirs] = "${VBAKE_OUT} ${VBAKE_STATE_DIR}"
+do_vbake[cleandirs] = "${VBAKE_SSTATE_OUT} ${VBAKE_STATE_DIR}"
+do_vbake[vardeps] += "BUNDLED_CONTAINERS VBAKE_BUNDLED_RUNTIME VBAKE_SERVICE_FILE_ARGS"
+SSTATETASKS += "do_vbake"
+do_vbake[sstate-inputdirs] = "${VBAKE_SSTATE_OUT}"
+do_vbake[sstate-outputdirs] = "${VBAKE_OUT}"
+VBAKE_SERVICE_FILE_ARGS = "${@vbake_service_file_args(d)}"
 # Pulling from registries is part of the bake.
 do_vbake[network] = "1"
 # A change of the manifest (or of VBAKE_EXTRA_INPUTS) reruns the bake.
@@ -122,9 +198,16 @@ do_vbake() {
         export VBAKE_CACHE_DIR="${VBAKE_CACHE_DIR}"
     fi
     export SOURCE_DATE_EPOCH="${VBAKE_SOURCE_DATE_EPOCH}"
-    bbnote "vbake: baking ${VBAKE_MANIFEST} (${VBAKE_ARCH}, ${VBAKE_RUNTIME}) into ${VBAKE_OUT}"
+    manifest="${VBAKE_MANIFEST}"
+    if [ -z "$manifest" ]; then
+        manifest="${WORKDIR}/vbake-bundled.yaml"
+        ${VBAKE} manifest from-bundled --deploy-dir "${DEPLOY_DIR_IMAGE}" -a "${VBAKE_ARCH}" \
+            --runtime "${VBAKE_BUNDLED_RUNTIME}" ${VBAKE_SERVICE_FILE_ARGS} -o "$manifest" ${BUNDLED_CONTAINERS} \
+            || bbfatal "vbake: cannot make a manifest from BUNDLED_CONTAINERS (see the message above)"
+    fi
+    bbnote "vbake: baking $manifest (${VBAKE_ARCH}, ${VBAKE_RUNTIME}) into ${VBAKE_SSTATE_OUT}"
     rc=0
-    ${VBAKE} bake "${VBAKE_MANIFEST}" -o "${VBAKE_OUT}" --progress=plain \
+    ${VBAKE} bake "$manifest" -o "${VBAKE_SSTATE_OUT}" --progress=plain \
         --state-dir "${VBAKE_STATE_DIR}" ${VBAKE_OFFLINE_ARG} ${VBAKE_EXTRA_ARGS} || rc=$?
     case $rc in
     0) ;;
@@ -134,6 +217,11 @@ do_vbake() {
     esac
 }
 addtask vbake after do_prepare_recipe_sysroot before do_rootfs
+
+python do_vbake_setscene () {
+    sstate_setscene(d)
+}
+addtask do_vbake_setscene
 
 # tar --zstd runs zstd: take it from the native sysroot rather than relying on the host.
 do_rootfs[depends] += "zstd-native:do_populate_sysroot"

@@ -31,7 +31,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "vbake", mixinStandardHelpOptions = true, version = "vbake 0.1.0",
         description = "Bakes ready-to-run container storage for embedded Linux images in a target-arch QEMU guest.%n"
                 + "Engine commands: vdkr (docker) and vpdmn (podman).",
-        subcommands = {VbakeCli.Bake.class, VbakeCli.Verify.class, VbakeCli.Kernel.class, VbakeCli.Images.class, CommandLine.HelpCommand.class})
+        subcommands = {VbakeCli.Bake.class, VbakeCli.Verify.class, VbakeCli.Manifest.class, VbakeCli.Kernel.class,
+            VbakeCli.Images.class, CommandLine.HelpCommand.class})
 final class VbakeCli {
 
     static int run(String[] args, PrintStream out, PrintStream err, Map<String, String> env) {
@@ -85,6 +86,69 @@ final class VbakeCli {
     static RuntimeKind runtime(String value) throws BadInputException {
         return RuntimeKind.parse(value).orElseThrow(() -> new BadInputException("unknown runtime '" + value + "'",
                 "choose one of: docker, podman"));
+    }
+
+    @Command(name = "manifest", description = "Bake manifests made from other tools' settings.",
+            mixinStandardHelpOptions = true, subcommands = {Manifest.FromBundled.class})
+    static final class Manifest {
+
+        @Command(name = "from-bundled", mixinStandardHelpOptions = true, sortOptions = false,
+                description = "Writes a bake manifest for meta-virtualization's BUNDLED_CONTAINERS entries "
+                        + "(name[:runtime][:autostart][:external], OCI directories in DEPLOY_DIR_IMAGE as their "
+                        + "container-cross-install class finds them), so a Yocto layer switches to vbake.bbclass "
+                        + "without rewriting its settings.",
+                footerHeading = "%nExamples:%n",
+                footer = {"  vbake manifest from-bundled --deploy-dir tmp/deploy/images/qemuarm64 -a aarch64 \\",
+                        "      container-base:docker myapp:docker:autostart --service-file myapp=/srv/myapp.service"})
+        static final class FromBundled implements Callable<Integer> {
+            @Parameters(paramLabel = "ENTRY", arity = "1..*", description = "BUNDLED_CONTAINERS entries.")
+            List<String> entries;
+
+            @Option(names = "--deploy-dir", required = true, paramLabel = "DIR",
+                    description = "DEPLOY_DIR_IMAGE: where the OCI directories are.")
+            Path deployDir;
+
+            @Option(names = {"-a", "--arch"}, required = true, description = "The target: aarch64 or x86_64.")
+            String arch;
+
+            @Option(names = "--runtime", defaultValue = "docker",
+                    description = "For entries without one (their CONTAINER_PROFILE default). Default: ${DEFAULT-VALUE}.")
+            String runtime;
+
+            @Option(names = "--service-file", paramLabel = "NAME=FILE",
+                    description = "CONTAINER_SERVICE_FILE[NAME]: the container's own unit (repeatable).")
+            List<String> serviceFiles = new ArrayList<>();
+
+            @Option(names = {"-o", "--output"}, paramLabel = "FILE", description = "Write here (default: stdout).")
+            Path output;
+
+            @CommandLine.Spec
+            CommandLine.Model.CommandSpec spec;
+
+            @Override
+            public Integer call() throws Exception {
+                if (!Files.isDirectory(deployDir)) {
+                    throw new BadInputException("--deploy-dir " + deployDir + ": no such directory");
+                }
+                Map<String, Path> units = new java.util.LinkedHashMap<>();
+                for (String sf : serviceFiles) {
+                    int eq = sf.indexOf('=');
+                    if (eq <= 0) {
+                        throw new BadInputException("--service-file " + sf + ": give NAME=FILE");
+                    }
+                    units.put(sf.substring(0, eq), Path.of(sf.substring(eq + 1)));
+                }
+                String yaml = org.vbake.bake.BundledContainers.manifest(
+                        org.vbake.bake.BundledContainers.resolve(entries, deployDir, runtime), arch(arch), units);
+                if (output != null) {
+                    Files.writeString(output, yaml);
+                } else {
+                    spec.commandLine().getOut().print(yaml);
+                    spec.commandLine().getOut().flush();
+                }
+                return ExitCodes.OK;
+            }
+        }
     }
 
     @Command(name = "kernel", description = "Guest kernel checks.", mixinStandardHelpOptions = true,
