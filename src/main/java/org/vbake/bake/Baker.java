@@ -50,7 +50,7 @@ public final class Baker {
     /** What a bake needs besides the manifest. */
     public record Options(Path manifest, Path outDir, Path cacheRoot, Path stateRoot, boolean offline, boolean fresh,
             Set<String> insecureRegistries, Path authFile, Long sourceDateEpoch, Map<String, String> env,
-            int memoryMb, int cpus, boolean resume, Writer writer, boolean noCache) {
+            int memoryMb, int cpus, boolean resume, Writer writer, boolean noCache, String cacheRegistry) {
     }
 
     /** Who writes the storage tree. */
@@ -88,7 +88,9 @@ public final class Baker {
         /** {@code -o} already held the output for the same inputs: nothing was written. */
         UP_TO_DATE,
         /** The output came from the bake cache. */
-        CACHED
+        CACHED,
+        /** The output came from the bake cache shared through a registry. */
+        DOWNLOADED
     }
 
     /** The name of the listing. */
@@ -148,6 +150,18 @@ public final class Baker {
                 BakeOutput.replace(work, o.outDir());
                 return reused(o, planned, t0, Reuse.CACHED);
             }
+            RegistryBakeCache shared = o.cacheRegistry() == null ? null : new RegistryBakeCache(
+                    RegistryClient.create(o.insecureRegistries(), RegistryAuth.load(o.authFile(), o.env(), events), events,
+                            null, false), RegistryBakeCache.checkRepository(o.cacheRegistry()), events);
+            if (shared != null && !o.fresh() && !o.noCache() && shared.download(key, work)) {
+                try {
+                    results.store(key, work);
+                } catch (IOException e) {
+                    events.on(new Event.Debug("bake cache: cannot keep this bake (" + e.getMessage() + ")"));
+                }
+                BakeOutput.replace(work, o.outDir());
+                return reused(o, planned, t0, Reuse.DOWNLOADED);
+            }
             ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
             for (Planned p : planned) {
                 loader.checkDepth(p.image());
@@ -181,6 +195,9 @@ public final class Baker {
                 events.on(new Event.Debug("bake cache: cannot keep this bake (" + e.getMessage() + ")"));
             }
             BakeOutput.replace(work, o.outDir());
+            if (shared != null) {
+                shared.upload(key, o.outDir());
+            }
             List<Path> finalFiles = new ArrayList<>();
             for (Path f : files) {
                 finalFiles.add(o.outDir().resolve(work.relativize(f)));

@@ -291,6 +291,12 @@ final class VbakeCli {
                 + "its output is reused: kept if OUTDIR holds it, else copied from the bake cache).")
         boolean noCache;
 
+        @Option(names = "--cache-registry", paramLabel = "HOST/REPO",
+                description = "Share bakes between build hosts through this OCI registry repository: look a bake's "
+                        + "inputs up there first and download its output on a hit (digests checked), push it "
+                        + "after a miss. Credentials as for pulls; a registry that cannot be reached only warns.")
+        String cacheRegistry;
+
         @Option(names = "--state-dir", paramLabel = "DIR",
                 description = "Where the bake's engine store persists between bakes (default: in the cache).")
         Path stateDir;
@@ -331,7 +337,7 @@ final class VbakeCli {
             Baker.Options options = new Baker.Options(manifest, output, cacheRoot, stateDir, offline, fresh,
                     java.util.Set.copyOf(insecure), authFile, epoch, env, memoryMb, cpus,
                     !noResume && !List.of("false", "no", "0").contains(env.getOrDefault("VBAKE_RESUME", "").strip()),
-                    who, noCache);
+                    who, noCache, cacheRegistry);
             Baker.Result r;
             try {
                 r = new Baker(new CommonsExecRunner(), events).bake(options);
@@ -345,6 +351,7 @@ final class VbakeCli {
             String how = switch (r.reuse()) {
                 case UP_TO_DATE -> "up to date: the same inputs as the bake that wrote it";
                 case CACHED -> "from the bake cache: an earlier bake of the same inputs";
+                case DOWNLOADED -> "downloaded from the bake cache " + cacheRegistry + ": a bake of the same inputs";
                 case NONE -> r.writer().startsWith("host") ? "the tree written on the " + r.writer()
                         : r.loaded() + " imported, " + r.reused() + " reused by the " + r.writer();
             };

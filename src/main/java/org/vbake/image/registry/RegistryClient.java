@@ -928,6 +928,118 @@ public final class RegistryClient {
         }
     }
 
+    /** One file of an artifact: its name (the title annotation), digest, size and media type. */
+    public record ArtifactFile(String name, Digest digest, long size, String mediaType) {
+    }
+
+    /**
+     * Pushes files as an OCI artifact ({@code artifactType}, an empty config, one layer per file
+     * with its name as {@code org.opencontainers.image.title}) under {@code target}'s tag. Blobs
+     * the registry has are not sent again.
+     */
+    public Digest pushArtifact(ImageRef target, String artifactType, List<ArtifactFile> files,
+            Map<String, java.nio.file.Path> paths) throws VbakeException {
+        if (target.tag() == null) {
+            throw new BadInputException("push " + target + ": names no tag");
+        }
+        pushing = true;
+        authorizations.clear();
+        try {
+            for (ArtifactFile f : files) {
+                pushBlob(target, f.digest(), f.size(), paths.get(f.name()), null);
+            }
+            byte[] empty = "{}".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            pushBlob(target, Digest.of(empty), empty.length, null, empty);
+            com.fasterxml.jackson.databind.node.ObjectNode m = JSON.createObjectNode();
+            m.put("schemaVersion", 2);
+            m.put("mediaType", MediaTypes.OCI_MANIFEST);
+            m.put("artifactType", artifactType);
+            com.fasterxml.jackson.databind.node.ObjectNode config = m.putObject("config");
+            config.put("mediaType", "application/vnd.oci.empty.v1+json");
+            config.put("digest", Digest.of(empty).toString());
+            config.put("size", empty.length);
+            com.fasterxml.jackson.databind.node.ArrayNode layers = m.putArray("layers");
+            for (ArtifactFile f : files) {
+                com.fasterxml.jackson.databind.node.ObjectNode l = layers.addObject();
+                l.put("mediaType", f.mediaType());
+                l.put("digest", f.digest().toString());
+                l.put("size", f.size());
+                l.putObject("annotations").put("org.opencontainers.image.title", f.name());
+            }
+            byte[] manifest;
+            try {
+                manifest = JSON.writeValueAsBytes(m);
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+            URI uri = URI.create(baseUri(target) + "/v2/" + target.repository() + "/manifests/" + target.tag());
+            Response r = upload(target, uri, "PUT", MediaTypes.OCI_MANIFEST, HttpRequest.BodyPublishers.ofByteArray(manifest),
+                    "push " + target);
+            r.close();
+            if (r.status() != 201 && r.status() != 200) {
+                throw new VbakeException(1, "push " + target + ": the registry refused the manifest (" + r.status() + ")",
+                        null, null);
+            }
+            return Digest.of(manifest);
+        } finally {
+            pushing = false;
+        }
+    }
+
+    /** The files of the artifact tagged {@code ref}, or null when the registry has no such tag. */
+    public List<ArtifactFile> fetchArtifact(ImageRef ref, String artifactType) throws VbakeException {
+        String what = "the artifact " + ref;
+        Response r = get(ref, "/manifests/" + ref.tag(), MediaTypes.OCI_MANIFEST, what);
+        try {
+            if (r.status() == 404) {
+                return null;
+            }
+            requireOk(r, ref, what, what + ": not found");
+            JsonNode m = parseJson(readAtMost(r, 4 << 20, what), what);
+            if (!artifactType.equals(m.path("artifactType").asText(null))) {
+                throw new BadInputException(what + " is not a " + artifactType);
+            }
+            List<ArtifactFile> files = new ArrayList<>();
+            for (JsonNode l : m.path("layers")) {
+                String name = l.path("annotations").path("org.opencontainers.image.title").asText(null);
+                if (name == null || name.isEmpty() || name.startsWith("/") || name.contains("..")) {
+                    throw new BadInputException(what + " has a file without a usable name");
+                }
+                files.add(new ArtifactFile(name, Digest.parse(l.path("digest").asText(""), what),
+                        l.path("size").asLong(-1), l.path("mediaType").asText("")));
+            }
+            return files;
+        } finally {
+            r.close();
+        }
+    }
+
+    /** Downloads a blob into {@code target}, checking its digest and size; a mismatch is bad input. */
+    public void fetchBlob(ImageRef ref, ArtifactFile f, java.nio.file.Path target) throws VbakeException {
+        String what = ref + ": " + f.name();
+        try (Response r = getBlob(ref, f.digest(), what)) {
+            java.security.MessageDigest md = Digest.sha256();
+            long n = 0;
+            try (java.io.OutputStream out = java.nio.file.Files.newOutputStream(target)) {
+                byte[] buf = new byte[1 << 16];
+                for (int k; (k = r.body().read(buf)) > 0; ) {
+                    md.update(buf, 0, k);
+                    out.write(buf, 0, k);
+                    n += k;
+                    if (f.size() >= 0 && n > f.size()) {
+                        break;
+                    }
+                }
+            } catch (IOException e) {
+                throw transferFailed(what, e);
+            }
+            Digest actual = Digest.fromMessageDigest(md);
+            if (!actual.equals(f.digest()) || (f.size() >= 0 && n != f.size())) {
+                throw digestMismatch(what, f.digest(), actual);
+            }
+        }
+    }
+
     private BadInputException accessDenied(ImageRef ref) {
         RegistryAuth.Credentials creds = auth.lookup(ref.registry(), ref.repository());
         return new BadInputException(ref + ": access denied ("
