@@ -178,7 +178,7 @@ class BakeManifestReaderTest {
                     autostrat: always
                 """.formatted(APP_REF),
                 ":5: images[0].autostrat: unknown key; expected one of ref, oci, oci-archive, docker-archive, rootfs, "
-                        + "name, tags, autostart, allow-unpinned, run, command");
+                        + "name, tags, autostart, allow-unpinned, run, command, unit");
     }
 
     @Test
