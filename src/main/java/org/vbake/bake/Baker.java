@@ -536,6 +536,7 @@ public final class Baker {
         }
         com.fasterxml.jackson.databind.node.ObjectNode listing = ContentListing.listing(entries);
         listing.put("writer", writer);
+        listing.put("suite", manifest.suite());
         files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(listing)));
         files.add(Files.write(work.resolve("sbom.cdx.json"), SbomWriter.cycloneDx(entries, "vbake-storage",
                 "vbake:" + Digest.of(ContentListing.toBytes(ContentListing.listing(entries))), o.sourceDateEpoch())));

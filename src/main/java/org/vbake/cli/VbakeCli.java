@@ -388,6 +388,11 @@ final class VbakeCli {
                 description = "overlay2/vfs (docker), overlay/vfs (podman); default: told by the tree's layout.")
         String driver;
 
+        @Option(names = "--suite", paramLabel = "SUITE",
+                description = "The guest's engine: trixie (docker 26.1, podman 5.4) or bookworm (docker 20.10, "
+                        + "podman 4.3); default: a bake's own (its listing), else trixie.")
+        String suite;
+
         @Option(names = "--debug", description = "Phase timings and guest detail.")
         boolean debug;
 
@@ -399,6 +404,12 @@ final class VbakeCli {
             List<Path> units = new ArrayList<>();
             if (Files.isDirectory(storage)) {
                 Path dir = storage;
+                Path listing = dir.resolve(org.vbake.bake.Baker.LISTING);
+                if (suite == null && Files.isRegularFile(listing)) {
+                    String s = new com.fasterxml.jackson.databind.ObjectMapper().readTree(listing.toFile())
+                            .path("suite").asText("");
+                    suite = s.isEmpty() ? null : s;
+                }
                 storage = null;
                 for (String n : List.of("storage.tar.zst", "storage.tar.gz", "storage.tar")) {
                     if (Files.isRegularFile(dir.resolve(n))) {
@@ -435,9 +446,16 @@ final class VbakeCli {
             }
             String d = driver != null ? driver : origin != null && origin.runtime() == rk ? origin.driver() : null;
             String cache = System.getenv("VBAKE_CACHE_DIR");
+            if (suite != null && !org.vbake.bake.BakeManifest.SUITES.contains(suite)) {
+                throw new BadInputException("--suite " + suite + ": choose " + String.join(" or ",
+                        org.vbake.bake.BakeManifest.SUITES));
+            }
             GuestOptions options = GuestOptions.defaults(arch(arch), rk)
                     .withCacheDir(cache != null && !cache.isBlank() ? Path.of(cache) : null)
                     .withStorageDriver(d);
+            if (suite != null) {
+                options = options.withSuite(suite);
+            }
             List<String> cmd = command.isEmpty() ? List.of("true") : command;
             StoreVerifier.Report report = new StoreVerifier(new CommonsExecRunner(), events)
                     .verify(storage, options, cmd, units);
@@ -456,7 +474,8 @@ final class VbakeCli {
             long bad = report.images().stream().filter(c -> !c.ok()).count();
             long badUnits = report.units().stream().filter(u -> !u.ok()).count();
             out.println(report.ok() ? "verified " + report.images().size() + " image(s)"
-                    + (units.isEmpty() ? "" : " and " + units.size() + " unit(s)") + " on " + options.arch() + " " + rk
+                    + (units.isEmpty() ? "" : " and " + units.size() + " unit(s)") + " on " + options.arch() + " "
+                    + (report.engine().isEmpty() ? rk : report.engine()) + " (" + options.suite() + ")"
                     : "verify failed: " + bad + " of " + report.images().size() + " image(s)"
                             + (badUnits > 0 ? ", " + badUnits + " of " + units.size() + " unit(s)" : ""));
             out.flush();

@@ -35,10 +35,14 @@ public final class StoreVerifier {
         }
     }
 
-    /** All images and units; ok when there is at least one image and nothing failed. */
-    public record Report(List<ImageCheck> images, List<UnitCheck> units) {
+    /**
+     * All images and units; ok when there is at least one image and nothing failed.
+     *
+     * @param engine the engine that read the tree and its version, e.g. {@code docker 20.10.24+dfsg1}
+     */
+    public record Report(List<ImageCheck> images, List<UnitCheck> units, String engine) {
         public Report(List<ImageCheck> images) {
-            this(images, List.of());
+            this(images, List.of(), "");
         }
 
         public boolean ok() {
@@ -86,10 +90,22 @@ public final class StoreVerifier {
                 for (Path unit : units) {
                     unitChecks.add(startUnit(session, unit));
                 }
-                return new Report(images.images(), unitChecks);
+                return new Report(images.images(), unitChecks, engineVersion(session));
             }
         } finally {
             Trees.deleteTree(stateRoot);
+        }
+    }
+
+    /** The engine's name and version as it reports them; the name alone if it will not say. */
+    private static String engineVersion(GuestSession session) throws InterruptedException {
+        String name = session.runtime().kind().id();
+        String format = session.runtime().kind() == org.vbake.api.RuntimeKind.DOCKER ? "{{.Server.Version}}" : "{{.Version}}";
+        try {
+            String v = session.engine(List.of("version", "--format", format), "read the engine's version").strip();
+            return v.isEmpty() || v.contains("\n") ? name : name + " " + v;
+        } catch (VbakeException e) {
+            return name;
         }
     }
 

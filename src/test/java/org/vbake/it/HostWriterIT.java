@@ -230,6 +230,28 @@ class HostWriterIT {
     }
 
     @Test
+    void aBookwormBakeIsVerifiedByABookwormEngine() throws Exception {
+        Path busybox = TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox-aarch64"));
+        Path layout = work.resolve("bookworm-image");
+        TestImages.Expected image = TestImages.single(TestImages.Platform.ARM64, busybox).writeLayout(layout);
+        Path m = Files.writeString(work.resolve("bookworm.yaml"), """
+                arch: aarch64
+                runtime: docker
+                suite: bookworm
+                images:
+                  - oci: %s
+                    name: local/old:1
+                """.formatted(layout));
+        Path out = work.resolve("bookworm-out");
+        ok(vbake("bake", m.toString(), "-o", out.toString(), "--writer", "host"));
+        assertThat(JSON.readTree(out.resolve("listing.json").toFile()).path("suite").asText()).isEqualTo("bookworm");
+        Result verify = ok(vbake("verify", out.toString(), "-a", "aarch64", "--debug"));
+        assertThat(verify.out()).contains("ok     " + image.single().configDigest());
+        // The listing's suite chose the guest: docker 20.10 read the tree.
+        assertThat(verify.out()).contains("verified 1 image(s) on aarch64 docker 20.10.").contains("(bookworm)");
+    }
+
+    @Test
     void anInputTheWriterCannotMirrorGoesToTheGuestOrIsRefused() throws Exception {
         Path sparse = StorageCorpus.writeSparse(work.resolve("sparse-corpus"));
         Path m = Files.writeString(work.resolve("sparse.yaml"), """
