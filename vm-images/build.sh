@@ -86,6 +86,11 @@ cp "$root/usr/share/base-passwd/group.master" "$root/etc/group"
 grep -q '^docker:' "$root/etc/group" || echo 'docker:x:999:' >> "$root/etc/group"
 # No shell package is unpacked (extract runs no dpkg triggers or alternatives): busybox is /bin/sh.
 [ -e "$root/usr/bin/sh" ] || ln -s busybox "$root/usr/bin/sh"
+# The iptables alternatives, as update-alternatives would set them (the nft backend): dockerd and
+# netavark give a resident guest's containers their bridge and published ports through them.
+for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+    [ -e "$root/usr/sbin/$t-nft" ] && [ ! -e "$root/usr/sbin/$t" ] && ln -s "$t-nft" "$root/usr/sbin/$t"
+done
 mkdir -p "$root"/{proc,sys,dev,run,tmp,mnt}
 chmod 1777 "$root/tmp"
 rm -rf "$root/var/run" && ln -s ../run "$root/var/run"

@@ -142,7 +142,7 @@ final class HostCommands {
         return session -> {
             java.io.ByteArrayOutputStream json = new java.io.ByteArrayOutputStream();
             ExitStatus st = session.exec(new org.vbake.agent.Protocol.ExecRequest(List.of(GuestSession.AGENT,
-                    "engine-get", "--socket", runtime.engine(0).socket(), o.apiPath()), null, null, false),
+                    "engine-get", "--socket", runtime.engine(0, true).socket(), o.apiPath()), null, null, false),
                     null, json, OutputStream.nullOutputStream());
             if (!st.succeeded()) {
                 return exitCode(session.runCli(command, stdin, out, err));

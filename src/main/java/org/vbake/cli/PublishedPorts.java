@@ -7,15 +7,16 @@ import java.util.regex.Pattern;
 import org.vbake.api.BadInputException;
 
 /**
- * {@code -p [127.0.0.1:]HOST:CTR[/tcp|udp]} for a resident guest. The guest has no container
- * bridge (no iptables, seconds saved at every engine start), so a container that publishes ports
- * runs on the guest's network ({@code --network=host}) and QEMU forwards 127.0.0.1:HOST on the
- * build host to port CTR in the guest. Consequences: CTR must be free in the guest, and the host
- * side is always 127.0.0.1.
+ * {@code -p [127.0.0.1:]HOST:CTR[/tcp|udp]} for a resident guest. The guest's engine has its own
+ * bridge (docker0, netavark's), so the container publishes HOST on the guest's address as on any
+ * host, and QEMU forwards 127.0.0.1:HOST on the build host to that port. The host side is always
+ * 127.0.0.1; the guest side listens on all of the guest's addresses (its network is QEMU's private
+ * one), so the address is taken off what the engine gets. With {@code --network=host} the
+ * container listens on CTR in the guest itself, and the forward goes there.
  */
 final class PublishedPorts {
 
-    /** One forward: host port to guest (= container) port. */
+    /** One forward: host port to guest port. */
     record Port(String protocol, int host, int guest) {
     }
 
@@ -25,19 +26,19 @@ final class PublishedPorts {
     private PublishedPorts() {
     }
 
+    /** The forwards {@code args} needs: host port to the guest port the container's traffic arrives on. */
     static List<Port> parse(RunArgs args) throws BadInputException {
         List<Port> ports = new ArrayList<>();
+        boolean hostNetwork = "host".equals(args.network());
         for (RunArgs.Publish p : args.publishes()) {
-            ports.addAll(parse(p.value()));
-        }
-        if (!ports.isEmpty() && args.networkGiven()) {
-            throw new BadInputException("-p cannot be combined with --network here",
-                    "a container that publishes ports runs on the guest's own network");
+            for (Port port : parse(p.value())) {
+                ports.add(hostNetwork ? port : new Port(port.protocol(), port.host(), port.host()));
+            }
         }
         return ports;
     }
 
-    /** One {@code [127.0.0.1:]HOST:PORT[/proto]}. */
+    /** One {@code [127.0.0.1:]HOST:PORT[/proto]}: host port to container port. */
     static List<Port> parse(String spec) throws BadInputException {
         Matcher m = SPEC.matcher(spec);
         if (!m.matches()) {
@@ -52,18 +53,16 @@ final class PublishedPorts {
         return List.of(new Port(m.group(4) != null ? m.group(4) : "tcp", host, guest));
     }
 
-    /** The command without its -p options and with {@code --network=host} after the verb. */
+    /** The command with each -p's host address taken off (the guest publishes on all its addresses). */
     static List<String> rewrite(List<String> command, RunArgs args) {
         List<String> out = new ArrayList<>(command);
-        // Indexes are relative to the words after the verb; remove from the back.
-        List<RunArgs.Publish> ps = new ArrayList<>(args.publishes());
-        ps.sort((a, b) -> Integer.compare(b.index(), a.index()));
-        for (RunArgs.Publish p : ps) {
-            for (int w = 0; w < p.words(); w++) {
-                out.remove(p.index() + 1);
-            }
+        for (RunArgs.Publish p : args.publishes()) {
+            String bare = p.value().replaceFirst("^(127\\.0\\.0\\.1|localhost|0\\.0\\.0\\.0|):", "");
+            // Indexes are relative to the words after the verb.
+            int at = p.index() + 1 + (p.words() == 2 ? 1 : 0);
+            String word = out.get(at);
+            out.set(at, word.substring(0, word.length() - p.value().length()) + bare);
         }
-        out.add(1, "--network=host");
         return out;
     }
 }

@@ -12,7 +12,12 @@ import java.util.Set;
  * options before the image (or container) are looked at, as the engine itself does.
  */
 record RunArgs(boolean tty, boolean interactive, boolean detach, List<HostVolume> volumes, List<Publish> publishes,
-        boolean networkGiven) {
+        String network) {
+
+    /** Whether {@code --network}/{@code --net} was given. */
+    boolean networkGiven() {
+        return network != null;
+    }
 
     /**
      * A {@code -p/--publish} option: its first word's position, how many words it has (1 or 2)
@@ -54,7 +59,7 @@ record RunArgs(boolean tty, boolean interactive, boolean detach, List<HostVolume
         boolean detach = false;
         List<HostVolume> volumes = new ArrayList<>();
         List<Publish> publishes = new ArrayList<>();
-        boolean network = false;
+        String network = null;
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
             if (a.equals("--")) {
@@ -75,7 +80,7 @@ record RunArgs(boolean tty, boolean interactive, boolean detach, List<HostVolume
                     }
                 }
                 if (name.equals("--network") || name.equals("--net")) {
-                    network = true;
+                    network = value != null ? value : (i + 1 < args.size() ? args.get(i + 1) : "");
                 }
                 if (name.equals("--publish")) {
                     publishes.add(new Publish(i, value != null ? 1 : 2,

@@ -643,7 +643,7 @@ public final class ResidentDaemon {
                 // The client stopped the engine and went away before starting it again.
                 log("a client left with the engine stopped: starting it again");
                 try {
-                    EngineReady r = agent().startEngine(runtime.engine(options.bootTimeout().toMillis()),
+                    EngineReady r = agent().startEngine(runtime.engine(options.bootTimeout().toMillis(), options.network()),
                             options.bootTimeout());
                     log("engine restart: " + (r.ok() ? "ok" : r.message()));
                 } catch (IOException | InterruptedException e) {

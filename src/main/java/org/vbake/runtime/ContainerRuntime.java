@@ -44,8 +44,13 @@ public interface ContainerRuntime {
     /** The storage driver in use: overlay2/vfs (docker), overlay/vfs (podman). */
     String driver();
 
-    /** What the agent starts at boot (an empty argv for daemonless engines). */
-    EngineRequest engine(long timeoutMillis);
+    /**
+     * What the agent starts at boot (an empty argv for daemonless engines).
+     *
+     * @param network the guest has a NIC (a resident guest): containers get the engine's default
+     *                bridge and published ports; without one they get loopback only
+     */
+    EngineRequest engine(long timeoutMillis, boolean network);
 
     /** Directories on the state disk the engine expects to exist before it starts (absolute guest paths). */
     default List<String> requiredDirs() {

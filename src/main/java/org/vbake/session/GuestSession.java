@@ -306,7 +306,7 @@ public final class GuestSession implements AutoCloseable {
     /** Starts the engine and waits until it answers; {@code failure} completes "the ENGINE engine ...". */
     private void startEngine(String failure) throws IOException, InterruptedException, GuestException {
         long t0 = System.nanoTime();
-        EngineReady ready = guest.agent().startEngine(runtime.engine(options.bootTimeout().toMillis()),
+        EngineReady ready = guest.agent().startEngine(runtime.engine(options.bootTimeout().toMillis(), options.network()),
                 options.bootTimeout());
         if (!ready.ok()) {
             throw guestFailure("the " + runtime.kind() + " engine " + failure + ": " + ready.message(), null);

@@ -107,7 +107,8 @@ final class ResumedGuest extends QemuGuest {
                             deadline -> thaw()),
                     new Readiness.Probe("engine answers", ENGINE_WAIT, "the " + runtime.kind().id()
                             + " engine did not answer after the resume", deadline -> {
-                                EngineReady r = agent.startEngine(runtime.engine(ENGINE_WAIT.toMillis()), ENGINE_WAIT);
+                                EngineReady r = agent.startEngine(runtime.engine(ENGINE_WAIT.toMillis(), options.network()),
+                                        ENGINE_WAIT);
                                 if (!r.ok()) {
                                     throw new IOException(r.message());
                                 }

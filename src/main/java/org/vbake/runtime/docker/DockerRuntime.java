@@ -64,19 +64,21 @@ public final class DockerRuntime implements ContainerRuntime {
     }
 
     @Override
-    public EngineRequest engine(long timeoutMillis) {
-        // Cold guests have no network device, and a resident guest's containers share its own
-        // (-p forwards to the guest): no iptables rules or default bridge to set up, which also
-        // saves seconds of TCG time at start-up. Containers get network "none" unless told otherwise.
-        List<String> argv = List.of("dockerd",
+    public EngineRequest engine(long timeoutMillis, boolean network) {
+        List<String> argv = new java.util.ArrayList<>(List.of("dockerd",
                 "--data-root=" + DATA_ROOT,
                 "--host=unix://" + SOCKET,
                 "--storage-driver=" + driver,
-                "--iptables=false",
                 "--ip6tables=false",
-                "--bridge=none",
-                "--userland-proxy=false",
-                "--log-level=warn");
+                "--log-level=warn"));
+        if (!network) {
+            // A cold guest has no network device: no bridge, no iptables rules, no userland
+            // proxies, and the seconds of TCG time they cost at start-up saved. Containers get
+            // loopback only.
+            argv.addAll(List.of("--iptables=false", "--bridge=none", "--userland-proxy=false"));
+        }
+        // A resident guest gets docker0 with its iptables (nft) rules, as on a real host:
+        // -p publishes on the guest's address, where QEMU forwards the host's 127.0.0.1 port.
         return new EngineRequest(argv, List.of(), SOCKET, "/_ping", timeoutMillis);
     }
 

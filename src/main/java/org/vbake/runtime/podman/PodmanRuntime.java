@@ -68,7 +68,8 @@ public final class PodmanRuntime implements ContainerRuntime {
     }
 
     @Override
-    public EngineRequest engine(long timeoutMillis) {
+    public EngineRequest engine(long timeoutMillis, boolean network) {
+        // No daemon. A resident guest's init gives podman the netavark bridge (containers.conf.d).
         return new EngineRequest(List.of(), List.of(), null, null, timeoutMillis);
     }
 
