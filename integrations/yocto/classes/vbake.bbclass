@@ -233,6 +233,10 @@ ROOTFS_POSTPROCESS_COMMAND += "vbake_install_storage;"
 # security.capability, and hands them to the image creation tasks, which run under it too.
 vbake_install_storage() {
     out="${VBAKE_OUT}"
+    if [ -f "$out/storage.ext4" ]; then
+        vbake_install_partition
+        return
+    fi
     storage=""
     for f in storage.tar.zst storage.tar.gz storage.tar; do
         if [ -z "$storage" ] && [ -f "$out/$f" ]; then
@@ -294,6 +298,30 @@ vbake_install_storage() {
         made="$made ${IMAGE_ROOTFS}${sysconfdir}/containers/storage.conf"
     fi
 
+    vbake_install_units_and_listing
+    bbnote "vbake: $kind storage in $dest, $units unit(s) enabled, listing and SBOM in ${datadir}/vbake and ${IMGDEPLOYDIR}"
+}
+
+# output: ext4 -- the data-root is its own partition: the image goes to the deploy dir for wic
+# (e.g. part /var/lib/docker --source rawcopy --sourceparams="file=${IMAGE_LINK_NAME}.vbake-storage.ext4"),
+# nothing is unpacked into the rootfs; units, storage.conf, listing and SBOM are installed as usual.
+vbake_install_partition() {
+    kind="${VBAKE_RUNTIME}"
+    made=""
+    if [ "$kind" = podman ] && [ -f "$out/storage.conf" ]; then
+        install -D -m 0644 "$out/storage.conf" "${IMAGE_ROOTFS}${sysconfdir}/containers/storage.conf"
+        made="$made ${IMAGE_ROOTFS}${sysconfdir}/containers/storage.conf"
+    fi
+    install -d "${IMGDEPLOYDIR}"
+    install -m 0644 "$out/storage.ext4" "${IMGDEPLOYDIR}/${IMAGE_NAME}.vbake-storage.ext4"
+    if [ -n "${IMAGE_LINK_NAME}" ] && [ "${IMAGE_LINK_NAME}" != "${IMAGE_NAME}" ]; then
+        ln -sf "${IMAGE_NAME}.vbake-storage.ext4" "${IMGDEPLOYDIR}/${IMAGE_LINK_NAME}.vbake-storage.ext4"
+    fi
+    vbake_install_units_and_listing
+    bbnote "vbake: $kind storage as the partition image ${IMAGE_NAME}.vbake-storage.ext4, $units unit(s) enabled"
+}
+
+vbake_install_units_and_listing() {
     units=0
     unitdir="${IMAGE_ROOTFS}${sysconfdir}/systemd/system"
     for unit in "$out"/systemd/*.service; do
@@ -337,5 +365,4 @@ vbake_install_storage() {
     if [ -n "${VBAKE_SOURCE_DATE_EPOCH}" ]; then
         touch -h -d "@${VBAKE_SOURCE_DATE_EPOCH}" $made
     fi
-    bbnote "vbake: $kind storage in $dest, $units unit(s) enabled, listing and SBOM in ${datadir}/vbake and ${IMGDEPLOYDIR}"
 }

@@ -66,6 +66,9 @@ public final class BakeCache {
         k.put("runtime", manifest.runtime().id());
         k.put("driver", manifest.driverOrDefault());
         k.put("suite", manifest.suite());
+        if (manifest.size() != null) {
+            k.put("size", manifest.size());
+        }
         k.put("output", manifest.output().id());
         k.put("writer", writer);
         k.put("epoch", epoch);

@@ -24,10 +24,12 @@ import org.vbake.api.RuntimeKind;
  * @param output  how the storage tree is packed
  * @param suite   the Debian suite of the guest whose engine version the tree is for: trixie
  *                (docker 26.1, podman 5.4; the default) or bookworm (docker 20.10, podman 4.3)
+ * @param size    {@code output: ext4} only: the image size asked for in bytes, or null for the
+ *                tree's minimum plus a margin
  * @param images  in manifest order; {@link Image#index()} is the position in this list
  */
 public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String driver, Output output, String suite,
-        List<Image> images) {
+        Long size, List<Image> images) {
 
     public BakeManifest {
         Objects.requireNonNull(file, "file");
@@ -65,7 +67,9 @@ public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String dri
     public enum Output {
         TAR("tar"),
         TAR_GZ("tar.gz"),
-        TAR_ZST("tar.zst");
+        TAR_ZST("tar.zst"),
+        /** A reproducible ext4 partition image of the tree ({@code storage.ext4}). */
+        EXT4("ext4");
 
         private final String id;
 

@@ -39,7 +39,8 @@ import org.vbake.image.registry.ImageRef;
  */
 public final class BakeManifestReader {
 
-    private static final List<String> TOP_KEYS = List.of("arch", "runtime", "driver", "output", "suite", "images");
+    private static final List<String> TOP_KEYS = List.of("arch", "runtime", "driver", "output", "size", "suite",
+            "images");
     private static final List<String> IMAGE_KEYS = List.of("ref", "oci", "oci-archive", "docker-archive", "rootfs",
             "name", "tags", "autostart", "allow-unpinned", "run", "command", "unit");
     private static final List<String> RUN_KEYS = List.of("name", "command", "env", "volumes", "ports", "args");
@@ -101,6 +102,22 @@ public final class BakeManifestReader {
             output = Output.parse(text(e, "output")).orElseThrow(() -> notOneOf(e, "output", Output.choices()));
         }
 
+        Long size = null;
+        if (top.containsKey("size")) {
+            Entry e = top.get("size");
+            if (output != Output.EXT4) {
+                throw error(e.value().line(), "size", "only applies to output: ext4 (the partition image's size)");
+            }
+            try {
+                size = org.vbake.session.Ext4Packer.parseSize(text(e, "size"));
+            } catch (BadInputException ex) {
+                throw error(e.value().line(), "size", ex.getMessage().substring("size: ".length()));
+            }
+            if (size < (8L << 20)) {
+                throw error(e.value().line(), "size", "'" + text(e, "size") + "' is under the 8M an ext4 image needs");
+            }
+        }
+
         String suite = BakeManifest.SUITES.get(0);
         if (top.containsKey("suite")) {
             Entry e = top.get("suite");
@@ -125,7 +142,7 @@ public final class BakeManifestReader {
             images.add(image(i, list.items().get(i)));
         }
         checkUniqueContainerNames(images, list);
-        return new BakeManifest(file, arch, runtime, driver, output, suite, images);
+        return new BakeManifest(file, arch, runtime, driver, output, suite, size, images);
     }
 
     private Image image(int index, Node node) throws BadInputException {

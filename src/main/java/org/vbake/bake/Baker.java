@@ -167,11 +167,14 @@ public final class Baker {
                 loader.checkDepth(p.image());
             }
             Path tree = work.resolve("storage." + manifest.output().id());
+            boolean ext4 = manifest.output() == BakeManifest.Output.EXT4;
+            // An ext4 image is made from the tree as a plain tar.
+            Path treeTar = ext4 ? work.resolve(".tree.tar") : tree;
             String writer = null;
             if (hostWriter != null) {
                 // The host writer reads each layer once, bounded by the same limit; a layer its
                 // replay refuses (a hostile entry) goes to the guest path, whose scan names it.
-                loaded = writeOnHost(hostWriter, planned, o, work, tree, epoch, loader.rules());
+                loaded = writeOnHost(hostWriter, planned, o, work, treeTar, epoch, loader.rules());
                 writer = loaded >= 0 ? "host (" + hostWriter.describe() + ")" : null;
             } else {
                 loaded = -1;
@@ -179,11 +182,16 @@ public final class Baker {
             if (writer == null) {
                 Path rawTree = work.resolve(".raw-tree.tar");
                 loaded = runGuest(manifest, runtime, planned, o, rawTree);
-                normalize(rawTree, tree, epoch);
+                normalize(rawTree, treeTar, epoch);
                 Files.delete(rawTree);
                 writer = "guest (" + runtime.kind().id() + " " + manifest.suite() + " " + runtime.driver() + ")";
             }
-            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, tree, writer, customUnits);
+            com.fasterxml.jackson.databind.node.ObjectNode partition = null;
+            if (ext4) {
+                partition = packExt4(manifest, runtime, o, treeTar, tree, epoch);
+                Files.delete(treeTar);
+            }
+            List<Path> files = writeOutputs(manifest, runtime, planned, o, work, tree, writer, customUnits, partition);
             long td = System.nanoTime();
             BakeOutput.writeMarker(work, digests(work, files), key);
             events.on(new Event.Phase("output digests", Duration.ofNanos(System.nanoTime() - td)));
@@ -384,12 +392,8 @@ public final class Baker {
     /** One boot: load what is missing, drop what is not wanted, export the raw tree. Returns how many were loaded. */
     private int runGuest(BakeManifest manifest, ContainerRuntime runtime, List<Planned> planned, Options o,
             Path rawTree) throws VbakeException, InterruptedException, IOException {
-        Path stateRoot = o.stateRoot() != null ? o.stateRoot()
-                : o.cacheRoot().resolve("bake").resolve(manifest.arch().id() + "-" + runtime.kind().id() + "-"
-                        + runtime.driver());
-        GuestOptions options = GuestOptions.defaults(manifest.arch(), manifest.runtime())
-                .withSuite(manifest.suite()).withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
-                .withResources(o.memoryMb(), o.cpus()).withResume(o.resume());
+        GuestOptions options = guestOptions(manifest, runtime, o, manifest.suite());
+        Path stateRoot = options.stateRoot();
         ImageLoader loader = new ImageLoader(runtime, events, ImageLoader.rules(runtime, o.cacheRoot(), o.env()));
         if (o.fresh() && Files.exists(stateRoot)) {
             events.on(new Event.Progress("--fresh: removing the previous bake's store " + stateRoot));
@@ -517,8 +521,60 @@ public final class Baker {
         }
     }
 
+    /**
+     * {@code output: ext4}: the tree tar made into a reproducible partition image in a trixie guest
+     * of the bake's arch and runtime (its mke2fs sorts directories; bookworm's would need a newer
+     * one). Returns what the listing says about it.
+     */
+    private com.fasterxml.jackson.databind.node.ObjectNode packExt4(BakeManifest manifest, ContainerRuntime runtime,
+            Options o, Path treeTar, Path image, long epoch) throws VbakeException, InterruptedException, IOException {
+        long unpacked = unpackedBytes(treeTar);
+        String treeDigest;
+        try (java.io.InputStream in = Files.newInputStream(treeTar)) {
+            treeDigest = Digest.of(in).hex();
+        }
+        GuestOptions options = guestOptions(manifest, runtime, o, GuestOptions.DEFAULT_SUITE);
+        org.vbake.session.Ext4Packer.Packed packed = new org.vbake.session.Ext4Packer(runner, events)
+                .pack(treeTar, image, options, treeDigest, epoch, manifest.size());
+        com.fasterxml.jackson.databind.node.ObjectNode n = new com.fasterxml.jackson.databind.ObjectMapper()
+                .createObjectNode();
+        n.put("file", image.getFileName().toString());
+        n.put("unpackedBytes", unpacked);
+        n.put("neededBytes", packed.minimumBytes());
+        n.put("imageBytes", packed.imageBytes());
+        n.put("margin", manifest.size() != null ? "size: " + manifest.size()
+                : org.vbake.session.Ext4Packer.MARGIN_PERCENT + "% of needed, at least "
+                        + (org.vbake.session.Ext4Packer.MIN_MARGIN >> 20) + " MiB");
+        n.put("uuid", packed.uuid());
+        return n;
+    }
+
+    /** The bytes of every regular file in a tree tar: what the tree holds once unpacked. */
+    private static long unpackedBytes(Path tar) throws IOException {
+        long total = 0;
+        try (org.apache.commons.compress.archivers.tar.TarFile t = new org.apache.commons.compress.archivers.tar.TarFile(
+                tar.toFile())) {
+            for (org.apache.commons.compress.archivers.tar.TarArchiveEntry e : t.getEntries()) {
+                if (e.isFile() && !e.isLink()) {
+                    total += e.getSize();
+                }
+            }
+        }
+        return total;
+    }
+
+    private GuestOptions guestOptions(BakeManifest manifest, ContainerRuntime runtime, Options o, String suite) {
+        Path stateRoot = o.stateRoot() != null ? o.stateRoot()
+                : o.cacheRoot().resolve("bake").resolve(manifest.arch().id() + "-" + runtime.kind().id() + "-"
+                        + runtime.driver());
+        return GuestOptions.defaults(manifest.arch(), manifest.runtime())
+                .withSuite(suite).withStateRoot(stateRoot).withCacheDir(o.cacheRoot()).withStorageDriver(manifest.driver())
+                .withResources(o.memoryMb(), o.cpus()).withResume(o.resume());
+    }
+
     private List<Path> writeOutputs(BakeManifest manifest, ContainerRuntime runtime, List<Planned> planned,
-            Options o, Path work, Path tree, String writer, Map<String, byte[]> customUnits)
+            Options o, Path work, Path tree, String writer, Map<String, byte[]> customUnits,
+            com.fasterxml.jackson.databind.node.ObjectNode partition)
             throws IOException, VbakeException {
         List<Path> files = new ArrayList<>();
         files.add(tree);
@@ -537,6 +593,9 @@ public final class Baker {
         com.fasterxml.jackson.databind.node.ObjectNode listing = ContentListing.listing(entries);
         listing.put("writer", writer);
         listing.put("suite", manifest.suite());
+        if (partition != null) {
+            listing.set("ext4", partition);
+        }
         files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(listing)));
         files.add(Files.write(work.resolve("sbom.cdx.json"), SbomWriter.cycloneDx(entries, "vbake-storage",
                 "vbake:" + Digest.of(ContentListing.toBytes(ContentListing.listing(entries))), o.sourceDateEpoch())));

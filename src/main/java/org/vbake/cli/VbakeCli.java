@@ -411,14 +411,14 @@ final class VbakeCli {
                     suite = s.isEmpty() ? null : s;
                 }
                 storage = null;
-                for (String n : List.of("storage.tar.zst", "storage.tar.gz", "storage.tar")) {
+                for (String n : List.of("storage.tar.zst", "storage.tar.gz", "storage.tar", "storage.ext4")) {
                     if (Files.isRegularFile(dir.resolve(n))) {
                         storage = dir.resolve(n);
                         break;
                     }
                 }
                 if (storage == null) {
-                    throw new BadInputException(dir + " holds no storage.tar, storage.tar.gz or storage.tar.zst");
+                    throw new BadInputException(dir + " holds no storage.tar, storage.tar.gz, storage.tar.zst or storage.ext4");
                 }
                 for (String sub : List.of("systemd", "quadlet")) {
                     if (Files.isDirectory(dir.resolve(sub))) {
@@ -434,7 +434,8 @@ final class VbakeCli {
             }
             PrintStream err = new PrintStream(new WriterOutputStream(spec.commandLine().getErr()), true);
             EventPrinter events = new EventPrinter("vbake", err, debug);
-            org.vbake.storage.StoreKind origin = StorageTrees.sniff(storage);
+            org.vbake.storage.StoreKind origin = storage.getFileName().toString().endsWith(".ext4")
+                    ? partitionKind(storage) : StorageTrees.sniff(storage);
             RuntimeKind rk;
             if (runtime != null) {
                 rk = runtime(runtime);
@@ -480,6 +481,28 @@ final class VbakeCli {
                             + (badUnits > 0 ? ", " + badUnits + " of " + units.size() + " unit(s)" : ""));
             out.flush();
             return report.ok() ? ExitCodes.OK : ExitCodes.FAILURE;
+        }
+
+        /**
+         * A bake's ext4 image holds no tar to sniff: its listing's writer says the engine and
+         * driver ("host (docker 26.1 overlay2)", "guest (podman trixie overlay)").
+         */
+        private org.vbake.storage.StoreKind partitionKind(Path image) throws IOException {
+            Path listing = image.resolveSibling(org.vbake.bake.Baker.LISTING);
+            if (!Files.isRegularFile(listing)) {
+                return null;
+            }
+            String writer = new com.fasterxml.jackson.databind.ObjectMapper().readTree(listing.toFile())
+                    .path("writer").asText("");
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\((docker|podman) .* (\\S+)\\)$").matcher(writer);
+            if (!m.find()) {
+                return null;
+            }
+            try {
+                return org.vbake.storage.StoreKind.of(runtime(m.group(1)), m.group(2));
+            } catch (RuntimeException | BadInputException e) {
+                return null;
+            }
         }
     }
 

@@ -161,7 +161,10 @@ abstract class QemuGuest implements Guest {
             var node = QmpClient.args();
             node.put("driver", "raw");
             node.put("node-name", name);
-            node.putObject("file").put("driver", "file").put("filename", file.toAbsolutePath().toString());
+            // As the disks given at boot: a discard (mke2fs's first step) becomes a hole in the file.
+            node.put("discard", "unmap");
+            node.putObject("file").put("driver", "file").put("filename", file.toAbsolutePath().toString())
+                    .put("discard", "unmap");
             qmp.execute("blockdev-add", node);
             var dev = QmpClient.args();
             dev.put("driver", "virtio-blk-pci");

@@ -92,6 +92,24 @@ public final class StorageTrees {
     /** Replaces the storage root's content with the staged tree. Run before the engine starts. */
     public static void unpack(GuestSession session, InputDisk disk, EventListener events)
             throws VbakeException, InterruptedException {
+        unpack(session, List.of(GuestSession.AGENT, "import-tree", "--root", session.runtime().storagePath(),
+                "--file", disk.guestPath(NAME)), events);
+    }
+
+    /**
+     * Replaces the storage root's content with the tree of an ext4 partition image given to the
+     * guest as its input disk (a bake's {@code storage.ext4}), copied with the agent's tree tools.
+     */
+    public static void unpackPartition(GuestSession session, EventListener events)
+            throws VbakeException, InterruptedException {
+        String root = session.runtime().storagePath();
+        unpack(session, List.of("/bin/sh", "-c", "set -o pipefail; " + GuestSession.AGENT + " export-tree --root "
+                + InputDisk.GUEST_MOUNT + " --exclude lost+found | " + GuestSession.AGENT + " import-tree --root \"$1\"",
+                "sh", root), events);
+    }
+
+    private static void unpack(GuestSession session, List<String> argv, EventListener events)
+            throws VbakeException, InterruptedException {
         long t0 = System.nanoTime();
         String root = session.runtime().storagePath();
         events.on(new Event.Progress("unpacking the storage tree into " + root));
@@ -100,8 +118,7 @@ public final class StorageTrees {
                 + "rm -rf \"$f\"; done",
                 "sh", root), "empty " + root);
         try {
-            session.check(List.of(GuestSession.AGENT, "import-tree", "--root", root, "--file", disk.guestPath(NAME)),
-                    "unpack the storage tree");
+            session.check(argv, "unpack the storage tree");
         } catch (VbakeException e) {
             throw new BadInputException(e.getMessage());
         }

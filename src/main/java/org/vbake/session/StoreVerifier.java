@@ -79,12 +79,23 @@ public final class StoreVerifier {
         Path scratch = java.nio.file.Files.createDirectories(cacheRoot.resolve("tmp"));
         Scratch.sweep(scratch, "verify-", "");
         Path stateRoot = Scratch.newPrivateDirectory(scratch, "verify-");
+        boolean partition = PartitionExporter.wanted(tree);
         try (InputDisk disk = InputDisk.create(scratch)) {
-            StorageTrees.stage(tree, disk);
-            // A fresh store every time: nothing a saved guest could be resumed on.
-            GuestOptions fresh = options.withStateRoot(stateRoot).withInputDisk(disk.build(runner)).withResume(false);
+            if (!partition) {
+                StorageTrees.stage(tree, disk);
+            }
+            // A fresh store every time: nothing a saved guest could be resumed on. A partition
+            // image is the input disk itself (read-only).
+            GuestOptions fresh = options.withStateRoot(stateRoot).withResume(false)
+                    .withInputDisk(partition ? tree.toAbsolutePath() : disk.build(runner));
             try (GuestSession session = GuestSession.boot(fresh, runner, events,
-                    s -> StorageTrees.unpack(s, disk, events))) {
+                    s -> {
+                        if (partition) {
+                            StorageTrees.unpackPartition(s, events);
+                        } else {
+                            StorageTrees.unpack(s, disk, events);
+                        }
+                    })) {
                 Report images = check(session, command);
                 List<UnitCheck> unitChecks = new ArrayList<>();
                 for (Path unit : units) {

@@ -169,6 +169,55 @@ class BakeManifestReaderTest {
     }
 
     @Test
+    void ext4OutputTakesASize() throws Exception {
+        Path file = write("bake.yaml", """
+                arch: aarch64
+                runtime: docker
+                output: ext4
+                size: 512M
+                images:
+                  - ref: %s
+                """.formatted(APP_REF));
+        BakeManifest m = BakeManifestReader.read(file);
+        assertThat(m.output()).isEqualTo(BakeManifest.Output.EXT4);
+        assertThat(m.size()).isEqualTo(512L << 20);
+        assertThat(BakeManifestReader.read(write("plain.yaml", """
+                arch: aarch64
+                runtime: docker
+                output: ext4
+                images:
+                  - ref: %s
+                """.formatted(APP_REF))).size()).isNull();
+    }
+
+    @Test
+    void sizeOnlyWithExt4AndSane() throws Exception {
+        assertError("""
+                arch: aarch64
+                runtime: docker
+                size: 1G
+                images:
+                  - ref: %s
+                """.formatted(APP_REF), ":3: size: only applies to output: ext4 (the partition image's size)");
+        assertError("""
+                arch: aarch64
+                runtime: docker
+                output: ext4
+                size: lots
+                images:
+                  - ref: %s
+                """.formatted(APP_REF), ":4: size: 'lots' is not a size; write bytes or a number with K, M or G");
+        assertError("""
+                arch: aarch64
+                runtime: docker
+                output: ext4
+                size: 4M
+                images:
+                  - ref: %s
+                """.formatted(APP_REF), ":4: size: '4M' is under the 8M an ext4 image needs");
+    }
+
+    @Test
     void unknownKey() throws Exception {
         assertError("""
                 arch: aarch64

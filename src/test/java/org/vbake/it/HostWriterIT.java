@@ -230,6 +230,131 @@ class HostWriterIT {
     }
 
     @Test
+    void ext4OutputIsReproducibleHoldsTheTreeAndTheHostEngineReadsIt() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("user.name").equals("root"),
+                "mounting the image on the host needs root");
+        Path busybox = TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox-aarch64"));
+        Path layout = work.resolve("ext4-images");
+        TestImages.Expected expected = TestImages.single(TestImages.Platform.ARM64, busybox).writeLayout(layout);
+        String images = """
+                images:
+                  - oci: %s
+                    name: corpus/rich:1
+                  - oci: %s
+                    name: local/oracle:1
+                """.formatted(corpus.layouts().get("rich"), layout);
+        Path tarManifest = Files.writeString(work.resolve("ext4-as-tar.yaml"),
+                "arch: aarch64\nruntime: docker\noutput: tar\n" + images);
+        Path ext4Manifest = Files.writeString(work.resolve("ext4.yaml"),
+                "arch: aarch64\nruntime: docker\noutput: ext4\n" + images);
+        Path asTar = work.resolve("ext4-as-tar");
+        ok(vbake("bake", tarManifest.toString(), "-o", asTar.toString(), "--writer", "host"));
+        // The first boots a guest and leaves a snapshot; the second resumes it and gets its output
+        // disk hot-plugged: both ways must give the same bytes.
+        String state = work.resolve("state-ext4").toString();
+        Path a = work.resolve("ext4-a");
+        Path b = work.resolve("ext4-b");
+        ok(vbake("bake", ext4Manifest.toString(), "-o", a.toString(), "--state-dir", state));
+        ok(vbake("bake", ext4Manifest.toString(), "-o", b.toString(), "--state-dir", state, "--no-cache"));
+        Path image = a.resolve("storage.ext4");
+        assertThat(b.resolve("storage.ext4")).hasSameBinaryContentAs(image);
+        Path tooSmall = Files.writeString(work.resolve("ext4-small.yaml"),
+                "arch: aarch64\nruntime: docker\noutput: ext4\nsize: 8M\n" + images);
+        Result small = vbake("bake", tooSmall.toString(), "-o", work.resolve("ext4-small").toString(),
+                "--state-dir", state);
+        assertThat(small.code()).as(small.err()).isEqualTo(2);
+        assertThat(small.err()).containsPattern("size: 8388608 bytes is less than the \\d+ bytes \\([0-9.]+ MB\\) "
+                + "the tree needs as ext4");
+        assertThat(work.resolve("ext4-small")).doesNotExist();
+        assertThat(a.resolve("storage.tar")).doesNotExist();
+
+        var ext4 = JSON.readTree(a.resolve("listing.json").toFile()).path("ext4");
+        assertThat(ext4.path("imageBytes").asLong()).isEqualTo(Files.size(image));
+        assertThat(ext4.path("neededBytes").asLong()).isPositive().isLessThan(Files.size(image));
+        long unpacked = 0;
+        try (TarArchiveInputStream in = new TarArchiveInputStream(Files.newInputStream(asTar.resolve("storage.tar")))) {
+            for (TarArchiveEntry e = in.getNextEntry(); e != null; e = in.getNextEntry()) {
+                unpacked += e.isFile() && !e.isLink() ? e.getSize() : 0;
+            }
+        }
+        assertThat(ext4.path("unpackedBytes").asLong()).isEqualTo(unpacked);
+
+        // Mounted on the host and tarred by GNU tar: every entry as the tar output has it.
+        Path mnt = Files.createDirectories(work.resolve("ext4-mnt"));
+        Path fromExt4 = work.resolve("from-ext4.tar");
+        run("mount", "-o", "loop,ro", image.toString(), mnt.toString());
+        try {
+            run("tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "--exclude=./lost+found", "-C",
+                    mnt.toString(), "-cf", fromExt4.toString(), ".");
+        } finally {
+            run("umount", mnt.toString());
+        }
+        assertThat(difference(comparable(fromExt4), comparable(asTar.resolve("storage.tar"))))
+                .as("entries only the ext4 image has (+) and only the tar output has (-)").isEmpty();
+        Oracle.Result read = Oracle.forProject().run(Oracle.Engine.DOCKER, fromExt4, work.resolve("oracle-ext4"),
+                "docker.io/local/oracle:1");
+        assertThat(read.differencesFrom(expected.single())).isEmpty();
+        // verify takes the image as its guest's input disk and reads the engine and driver from the
+        // listing. The corpus image has no program to run: every layer of it is read (save), then
+        // running 'true' fails, as it must.
+        Result verify = vbake("verify", a.toString(), "-a", "aarch64");
+        assertThat(verify.out()).contains("ok     " + expected.single().configDigest())
+                .containsPattern("FAILED sha256:[0-9a-f]{64} corpus/rich:1: cannot run 'true' in ")
+                .contains("verify failed: 1 of 2 image(s)");
+    }
+
+    /**
+     * {@link #listing} in name order, without the root entry, with "./" dropped, hardlinks shown
+     * as the file they name (GNU tar picks which name of a file comes first), and only the xattr
+     * pax headers (GNU tar adds others).
+     */
+    private static List<String> comparable(Path tar) throws IOException {
+        Map<String, String> byName = new TreeMap<>();
+        Map<String, String> links = new TreeMap<>();
+        for (String line : listing(tar)) {
+            String name = line.substring(0, line.indexOf(" type="));
+            String rest = line.substring(name.length());
+            name = name.startsWith("./") ? name.substring(2) : name;
+            name = name.endsWith("/") ? name.substring(0, name.length() - 1) : name;
+            if (name.isEmpty() || name.equals(".")) {
+                continue;
+            }
+            rest = rest.replaceAll(" x=\\{[^}]*\\}", " x=" + xattrsOnly(rest));
+            if (rest.startsWith(" type=1")) {
+                String target = rest.substring(rest.indexOf(" link=") + 6, rest.indexOf(" dev="));
+                links.put(name, target.startsWith("./") ? target.substring(2) : target);
+            } else {
+                byName.put(name, rest.replaceAll(" link= ", " "));
+            }
+        }
+        links.forEach((name, target) -> byName.put(name, "hardlink-to-file " + byName.get(target)));
+        // a file GNU tar stored first may be the name our tar stores as the link: compare contents
+        Map<String, String> out = new TreeMap<>();
+        byName.forEach((n, r) -> out.put(n, r.replace("hardlink-to-file ", "")));
+        List<String> lines = new ArrayList<>();
+        out.forEach((n, r) -> lines.add(n + r));
+        return lines;
+    }
+
+    private static String xattrsOnly(String rest) {
+        int i = rest.indexOf(" x={");
+        String inner = rest.substring(i + 4, rest.indexOf('}', i));
+        List<String> keep = new ArrayList<>();
+        for (String kv : inner.split(", ")) {
+            if (kv.startsWith("SCHILY.xattr.")) {
+                keep.add(kv);
+            }
+        }
+        return java.util.regex.Matcher.quoteReplacement("{" + String.join(", ", keep) + "}");
+    }
+
+    private static void run(String... argv) throws Exception {
+        Process p = new ProcessBuilder(argv).redirectErrorStream(true).start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as(String.join(" ", argv) + ": " + log).isZero();
+    }
+
+    @Test
     void aBookwormBakeIsVerifiedByABookwormEngine() throws Exception {
         Path busybox = TestImages.guestBusybox(Arch.AARCH64, RuntimeKind.DOCKER, work.resolve("busybox-aarch64"));
         Path layout = work.resolve("bookworm-image");
