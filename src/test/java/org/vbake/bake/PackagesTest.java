@@ -167,7 +167,7 @@ class PackagesTest {
     }
 
     @Test
-    void rpmDatabaseIsOnlyNoted() throws Exception {
+    void unreadableRpmDatabaseIsNoted() throws Exception {
         ResolvedImage image = image(cache, null,
                 gzip(dir("var/lib/rpm"), file("var/lib/rpm/rpmdb.sqlite", "SQLite format 3\0"),
                         file("etc/os-release", "ID=\"fedora\"\nVERSION_ID=40\n")));
@@ -175,8 +175,21 @@ class PackagesTest {
         Packages found = Packages.scan(image);
 
         assertThat(found.list()).isEmpty();
-        assertThat(found.notes()).containsExactly("rpm database present, not read: /var/lib/rpm/rpmdb.sqlite");
+        assertThat(found.notes()).containsExactly("/var/lib/rpm/rpmdb.sqlite not read: SQLite: [SQLITE_NOTADB] File "
+                + "opened that is not a database file (file is not a database)");
         assertThat(found.distro()).isEqualTo(new Distro("fedora", "40", null));
+    }
+
+    @Test
+    void suseNdbDatabaseIsOnlyNoted() throws Exception {
+        ResolvedImage image = image(cache, null,
+                plain(file("usr/lib/sysimage/rpm/Packages.db", "ndb bytes"), file("etc/os-release", "ID=opensuse-leap\n")));
+
+        Packages found = Packages.scan(image);
+
+        assertThat(found.list()).isEmpty();
+        assertThat(found.notes())
+                .containsExactly("rpm database present, not read: /usr/lib/sysimage/rpm/Packages.db (SUSE's ndb format)");
     }
 
     @Test
