@@ -1,5 +1,6 @@
 package org.vbake.bake;
 
+import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdInputStream;
 import java.io.BufferedInputStream;
 import java.io.IOException;
@@ -54,18 +55,33 @@ final class PackagesScanner {
     private static final String OPAQUE = ".wh..wh..opq";
 
     /** What a tracked path holds: its bytes, a symlink, or a reason why it is present but was not read. */
-    private record Tracked(byte[] content, String symlinkTarget, String unreadReason) {
+    private record Tracked(byte[] stored, int length, String symlinkTarget, String unreadReason) {
+
+        /**
+         * Larger files are kept zstd-compressed: a bake holds what it recorded of every layer until
+         * its listing is written, and each layer that installs rpm packages has a copy of the
+         * database, tens of MB, that compresses several times over.
+         */
+        static final int COMPRESS_ABOVE = 1 << 20;
 
         static Tracked content(byte[] bytes) {
-            return new Tracked(bytes, null, null);
+            return new Tracked(bytes.length > COMPRESS_ABOVE ? Zstd.compress(bytes, 3) : bytes, bytes.length, null, null);
         }
 
         static Tracked symlink(String target) {
-            return new Tracked(null, target, null);
+            return new Tracked(null, 0, target, null);
         }
 
         static Tracked unread(String reason) {
-            return new Tracked(null, null, reason);
+            return new Tracked(null, 0, null, reason);
+        }
+
+        /** The file's bytes; null for a symlink or a file that was not read. */
+        byte[] content() {
+            if (stored == null) {
+                return null;
+            }
+            return length > COMPRESS_ABOVE ? Zstd.decompress(stored, length) : stored;
         }
     }
 
@@ -296,7 +312,7 @@ final class PackagesScanner {
                 RpmDatabases.Result r;
                 if (rpm.endsWith(".sqlite")) {
                     Tracked wal = resolve(rpm + "-wal");
-                    if (wal != null && wal.content() == null) {
+                    if (wal != null && wal.stored() == null) {
                         notes.add("/" + rpm + "-wal not read: " + wal.unreadReason());
                     }
                     r = RpmDatabases.sqlite("/" + rpm, t.content(), wal != null ? wal.content() : null);
@@ -315,14 +331,14 @@ final class PackagesScanner {
         if (osRelease == null) {
             osRelease = resolve(USR_OS_RELEASE);
         }
-        Distro distro = osRelease != null && osRelease.content() != null
+        Distro distro = osRelease != null && osRelease.stored() != null
                 ? PackagesDatabases.osRelease(text(osRelease)) : null;
 
         return new Packages(packages.stream().sorted(Packages.ORDER).distinct().toList(), notes, distro);
     }
 
     private static boolean readable(String path, Tracked t, List<String> notes) {
-        if (t.content() == null) {
+        if (t.stored() == null) {
             notes.add("/" + path + " not read: " + t.unreadReason());
             return false;
         }

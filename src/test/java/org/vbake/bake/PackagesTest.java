@@ -215,6 +215,22 @@ class PackagesTest {
                 "/lib/apk/db/installed not read: a hard link to lib/apk/db/installed.bak, which was not read");
     }
 
+    /** Files over a MiB are held compressed between the layer read and the listing; what comes back is the same. */
+    @Test
+    void largeDatabaseIsReadWhole() throws Exception {
+        StringBuilder status = new StringBuilder();
+        for (int i = 0; status.length() <= 3 << 20; i++) {
+            status.append(stanza(String.format("pkg%05d", i), INSTALLED, "1." + i, "arm64", null)).append('\n');
+        }
+        int count = status.toString().split("\nPackage: ", -1).length;
+
+        Packages found = Packages.scan(image(cache, null, gzip(file("var/lib/dpkg/status", status.toString()))));
+
+        assertThat(found.list()).hasSize(count);
+        assertThat(found.list().get(count - 1)).isEqualTo(deb(String.format("pkg%05d", count - 1), "1." + (count - 1),
+                "arm64", null));
+    }
+
     @Test
     void sameInputSameResult() throws Exception {
         ResolvedImage image = image(cache, null, debianBase(Compress.GZIP),
