@@ -9,10 +9,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 packages=(qemu-system-arm qemu-system-x86 qemu-utils mmdebstrap squashfs-tools e2fsprogs kmod cpio xz-utils
           zstd golang-go util-linux bc openjdk-17-jdk-headless maven)
-# Only the tests need these: a local registry to pull from, and the host's own engines as
-# independent oracles that read an exported store.
+# Only the tests need these: a local registry to pull from, the host's own engines as
+# independent oracles that read an exported store, and rpm (rpmbuild) and Berkeley DB's db_load
+# to make the real rpm databases the package listing is tested on.
 if [ "${VBAKE_SETUP_TESTS:-1}" = 1 ]; then
-    packages+=(docker-registry docker.io podman tar attr)
+    packages+=(docker-registry docker.io podman tar attr rpm db5.3-util)
 fi
 missing=()
 for p in "${packages[@]}"; do

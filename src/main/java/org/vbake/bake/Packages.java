@@ -20,7 +20,11 @@ public record Packages(List<Package> list, List<String> notes, Distro distro) {
     public static final String DPKG = "dpkg";
     /** apk: {@code lib/apk/db/installed}. */
     public static final String APK = "apk";
-    /** rpm: only ever named in notes, the database is not read. */
+    /**
+     * rpm: {@code rpmdb.sqlite} (SQLite) and {@code Packages} (Berkeley DB) under
+     * {@code usr/lib/sysimage/rpm/} or {@code var/lib/rpm/}; SUSE's ndb {@code Packages.db} is only
+     * named in notes.
+     */
     public static final String RPM = "rpm";
 
     /** The order of {@link #list()}; nulls first so that it is total. */
@@ -40,12 +44,17 @@ public record Packages(List<Package> list, List<String> notes, Distro distro) {
     /**
      * One installed package.
      *
-     * @param type          {@link #DPKG} or {@link #APK} (which database it came from)
+     * @param type          {@link #DPKG}, {@link #APK} or {@link #RPM} (which database it came from)
      * @param name          package name
-     * @param version       as the database spells it (dpkg epochs included), null if missing
-     * @param arch          {@code arm64}, {@code all}, {@code aarch64}; null if missing
-     * @param sourcePackage dpkg {@code Source:} without its version, apk origin ({@code o:}); null when not given
-     * @param license       apk {@code L:}; always null for dpkg, whose status file carries none
+     * @param version       as the database spells it (dpkg epochs included); for rpm its EVR,
+     *                      {@code [epoch:]version-release}, the epoch only when the package has one;
+     *                      null if missing
+     * @param arch          {@code arm64}, {@code all}, {@code aarch64}, {@code noarch}; null if missing
+     * @param sourcePackage dpkg {@code Source:} without its version, apk origin ({@code o:}), the name of
+     *                      rpm's source rpm ({@code openssl} of {@code openssl-3.0.7-27.el9.src.rpm}); null
+     *                      when not given
+     * @param license       apk {@code L:}, rpm's License tag, as written there (SPDX or free text); always
+     *                      null for dpkg, whose status file carries none
      */
     public record Package(String type, String name, String version, String arch, String sourcePackage,
             String license) {
@@ -72,8 +81,9 @@ public record Packages(List<Package> list, List<String> notes, Distro distro) {
 
     /**
      * Reads the package databases of {@code image} by streaming its layers bottom to top, applying
-     * OCI whiteouts and replacements, without extracting anything to disk. rpm databases are only
-     * reported in {@link #notes()}.
+     * OCI whiteouts and replacements, without extracting anything to disk. What cannot be read (an
+     * ndb rpm database, a malformed rpm header, a database over the size limit) is reported in
+     * {@link #notes()}.
      *
      * @throws IOException a layer blob that cannot be read or is not a (gzip, zstd or plain) tar;
      *                     the message names the layer

@@ -1,5 +1,6 @@
 package org.vbake.bake;
 
+import com.github.luben.zstd.Zstd;
 import com.github.luben.zstd.ZstdInputStream;
 import java.io.BufferedInputStream;
 import java.io.IOException;
@@ -36,32 +37,51 @@ final class PackagesScanner {
     static final List<String> RPM_DATABASES = List.of(
             "usr/lib/sysimage/rpm/Packages", "usr/lib/sysimage/rpm/Packages.db", "usr/lib/sysimage/rpm/rpmdb.sqlite",
             "var/lib/rpm/Packages", "var/lib/rpm/Packages.db", "var/lib/rpm/rpmdb.sqlite");
+    /** SQLite's write-ahead logs beside the rpmdb.sqlite files, normally empty in an image. */
+    static final List<String> RPM_SQLITE_LOGS = RPM_DATABASES.stream().filter(p -> p.endsWith(".sqlite"))
+            .map(p -> p + "-wal").toList();
     static final String ETC_OS_RELEASE = "etc/os-release";
     static final String USR_OS_RELEASE = "usr/lib/os-release";
 
-    /** A real dpkg status is a few MB; anything far larger is not one worth holding in memory. */
+    /**
+     * A real dpkg status is a few MB, a Fedora rpmdb.sqlite 5 to 30; anything far larger is not one
+     * worth holding in memory.
+     */
     static final long MAX_FILE_BYTES = 64L << 20;
     private static final int MAX_SYMLINK_HOPS = 8;
 
+    private static final String NDB = "/Packages.db";
     private static final String WHITEOUT = ".wh.";
     private static final String OPAQUE = ".wh..wh..opq";
 
-    /**
-     * What a tracked path holds: its bytes, a symlink, or a reason why it is present but was not
-     * read. rpm databases are never read, only noticed.
-     */
-    private record Tracked(byte[] content, String symlinkTarget, String unreadReason) {
+    /** What a tracked path holds: its bytes, a symlink, or a reason why it is present but was not read. */
+    private record Tracked(byte[] stored, int length, String symlinkTarget, String unreadReason) {
+
+        /**
+         * Larger files are kept zstd-compressed: a bake holds what it recorded of every layer until
+         * its listing is written, and each layer that installs rpm packages has a copy of the
+         * database, tens of MB, that compresses several times over.
+         */
+        static final int COMPRESS_ABOVE = 1 << 20;
 
         static Tracked content(byte[] bytes) {
-            return new Tracked(bytes, null, null);
+            return new Tracked(bytes.length > COMPRESS_ABOVE ? Zstd.compress(bytes, 3) : bytes, bytes.length, null, null);
         }
 
         static Tracked symlink(String target) {
-            return new Tracked(null, target, null);
+            return new Tracked(null, 0, target, null);
         }
 
         static Tracked unread(String reason) {
-            return new Tracked(null, null, reason);
+            return new Tracked(null, 0, null, reason);
+        }
+
+        /** The file's bytes; null for a symlink or a file that was not read. */
+        byte[] content() {
+            if (stored == null) {
+                return null;
+            }
+            return length > COMPRESS_ABOVE ? Zstd.decompress(stored, length) : stored;
         }
     }
 
@@ -140,8 +160,8 @@ final class PackagesScanner {
                 case 'h' -> ops.ops.add(new Object[] {"link", path, normalize(linkname)});
                 case 'f' -> {
                     Tracked t;
-                    if (RPM_DATABASES.contains(path)) {
-                        t = Tracked.unread("rpm");
+                    if (path.endsWith(NDB)) {
+                        t = Tracked.unread("ndb"); // noted, never read: only its presence is reported
                     } else if (size > MAX_FILE_BYTES) {
                         t = Tracked.unread("larger than " + (MAX_FILE_BYTES >> 20) + " MiB");
                     } else {
@@ -209,7 +229,7 @@ final class PackagesScanner {
             return path.length() > DPKG_STATUS_D.length() && path.indexOf('/', DPKG_STATUS_D.length()) < 0;
         }
         return path.equals(DPKG_STATUS) || path.equals(APK_INSTALLED) || path.equals(ETC_OS_RELEASE)
-                || path.equals(USR_OS_RELEASE) || RPM_DATABASES.contains(path);
+                || path.equals(USR_OS_RELEASE) || RPM_DATABASES.contains(path) || RPM_SQLITE_LOGS.contains(path);
     }
 
     private void removePathAndUnder(String path) {
@@ -278,10 +298,29 @@ final class PackagesScanner {
                 packages.addAll(PackagesDatabases.apk(text(apk)));
             }
         }
+        // Every rpm database present is read; one image seldom has two, and the same package in
+        // both is listed once.
         for (String rpm : RPM_DATABASES) {
-            if (resolve(rpm) != null) {
-                database = true;
-                notes.add("rpm database present, not read: /" + rpm);
+            Tracked t = resolve(rpm);
+            if (t == null) {
+                continue;
+            }
+            database = true;
+            if (rpm.endsWith(NDB)) {
+                notes.add("rpm database present, not read: /" + rpm + " (SUSE's ndb format)");
+            } else if (readable(rpm, t, notes)) {
+                RpmDatabases.Result r;
+                if (rpm.endsWith(".sqlite")) {
+                    Tracked wal = resolve(rpm + "-wal");
+                    if (wal != null && wal.stored() == null) {
+                        notes.add("/" + rpm + "-wal not read: " + wal.unreadReason());
+                    }
+                    r = RpmDatabases.sqlite("/" + rpm, t.content(), wal != null ? wal.content() : null);
+                } else {
+                    r = RpmDatabases.berkeleyDb("/" + rpm, t.content());
+                }
+                packages.addAll(r.packages());
+                notes.addAll(r.notes());
             }
         }
         if (!database) {
@@ -292,14 +331,14 @@ final class PackagesScanner {
         if (osRelease == null) {
             osRelease = resolve(USR_OS_RELEASE);
         }
-        Distro distro = osRelease != null && osRelease.content() != null
+        Distro distro = osRelease != null && osRelease.stored() != null
                 ? PackagesDatabases.osRelease(text(osRelease)) : null;
 
         return new Packages(packages.stream().sorted(Packages.ORDER).distinct().toList(), notes, distro);
     }
 
     private static boolean readable(String path, Tracked t, List<String> notes) {
-        if (t.content() == null) {
+        if (t.stored() == null) {
             notes.add("/" + path + " not read: " + t.unreadReason());
             return false;
         }

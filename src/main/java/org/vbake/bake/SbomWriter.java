@@ -138,9 +138,13 @@ public final class SbomWriter {
         if (purl != null) {
             c.put("purl", purl);
         }
-        if (p.license() != null) {
-            // A name rather than an SPDX id: apk's L: is free text, and an unknown id would not validate.
-            c.putArray("licenses").addObject().putObject("license").put("name", p.license());
+        if (p.license() != null && !p.license().isBlank()) {
+            ObjectNode license = c.putArray("licenses").addObject();
+            if (spdxExpression(p.license())) {
+                license.put("expression", p.license());
+            } else {
+                license.putObject("license").put("name", p.license());
+            }
         }
         ArrayNode properties = c.putArray("properties");
         property(properties, "vbake:packageType", p.type());
@@ -157,12 +161,64 @@ public final class SbomWriter {
     }
 
     /**
-     * {@code pkg:deb/debian/libc6@2.36-9?arch=arm64&distro=debian-12&upstream=glibc}, {@code pkg:apk/alpine/..};
-     * null for a type without a purl mapping or a package without a version.
+     * Whether a package's license text is written as an SPDX license expression with more than one
+     * license: operands shaped like SPDX ids ({@code GPL-2.0-or-later}, {@code LicenseRef-x}) joined by
+     * the upper-case {@code AND}, {@code OR}, {@code WITH}, with balanced parentheses. Everything else,
+     * a single name included, goes into {@code license.name}, which takes any text: a lone word such
+     * as {@code GPLv2+} (Fedora's names before 2023) or {@code BSD} is not an SPDX id, and telling
+     * them apart needs the SPDX list, which vbake does not carry. The old Fedora and RHEL style joins
+     * names with a lower-case {@code and} and has spaces inside names ({@code ASL 2.0}), so it is
+     * never taken for an expression.
+     */
+    static boolean spdxExpression(String license) {
+        String[] tokens = license.replace("(", " ( ").replace(")", " ) ").strip().split("\\s+");
+        int depth = 0;
+        boolean operator = false;
+        boolean expectOperand = true;
+        for (String t : tokens) {
+            switch (t) {
+                case "(" -> {
+                    if (!expectOperand) {
+                        return false;
+                    }
+                    depth++;
+                }
+                case ")" -> {
+                    if (expectOperand || --depth < 0) {
+                        return false;
+                    }
+                }
+                case "AND", "OR", "WITH" -> {
+                    if (expectOperand) {
+                        return false;
+                    }
+                    operator = true;
+                    expectOperand = true;
+                }
+                default -> {
+                    if (!expectOperand || !t.matches("[A-Za-z0-9][A-Za-z0-9.-]*\\+?")) {
+                        return false;
+                    }
+                    expectOperand = false;
+                }
+            }
+        }
+        return operator && depth == 0 && !expectOperand;
+    }
+
+    /**
+     * {@code pkg:deb/debian/libc6@2.36-9?arch=arm64&distro=debian-12&upstream=glibc}, {@code pkg:apk/alpine/..},
+     * {@code pkg:rpm/fedora/bash@5.2.26-3.fc40?arch=x86_64&distro=fedora-40&epoch=1}; null for a type without a
+     * purl mapping or a package without a version.
+     *
+     * <p>rpm follows the purl spec and syft: the version is {@code version-release}, the epoch a
+     * qualifier; without an os-release the namespace (the vendor) is left out rather than guessed.
      */
     static String packagePurl(Package p, Distro distro) {
         String purlType;
         String namespace;
+        String version = p.version();
+        Map<String, String> qualifiers = new TreeMap<>();
         switch (p.type()) {
             case Packages.DPKG:
                 purlType = "deb";
@@ -172,13 +228,21 @@ public final class SbomWriter {
                 purlType = "apk";
                 namespace = distro != null ? distro.id() : "alpine";
                 break;
+            case Packages.RPM:
+                purlType = "rpm";
+                namespace = distro != null ? distro.id() : null;
+                int colon = version == null ? -1 : version.indexOf(':');
+                if (colon > 0 && version.substring(0, colon).chars().allMatch(Character::isDigit)) {
+                    qualifiers.put("epoch", version.substring(0, colon));
+                    version = version.substring(colon + 1);
+                }
+                break;
             default:
                 return null;
         }
-        if (p.version() == null) {
+        if (version == null) {
             return null;
         }
-        Map<String, String> qualifiers = new TreeMap<>();
         if (p.arch() != null) {
             qualifiers.put("arch", p.arch());
         }
@@ -188,8 +252,8 @@ public final class SbomWriter {
         if (p.sourcePackage() != null && !p.sourcePackage().equals(p.name())) {
             qualifiers.put("upstream", p.sourcePackage());
         }
-        return "pkg:" + purlType + "/" + encode(namespace.toLowerCase(Locale.ROOT), false) + "/"
-                + encode(p.name(), false) + "@" + encode(p.version(), false) + qualifiers(qualifiers);
+        return "pkg:" + purlType + "/" + (namespace != null ? encode(namespace.toLowerCase(Locale.ROOT), false) + "/" : "")
+                + encode(p.name(), false) + "@" + encode(version, false) + qualifiers(qualifiers);
     }
 
     /**

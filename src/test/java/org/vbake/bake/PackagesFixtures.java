@@ -26,10 +26,14 @@ final class PackagesFixtures {
     enum Compress { NONE, GZIP, ZSTD }
 
     /** One tar entry; build with {@link #file}, {@link #dir}, {@link #symlink}, {@link #whiteout}. */
-    record Item(String name, byte type, String content, String linkName) {
+    record Item(String name, byte type, byte[] content, String linkName) {
     }
 
     static Item file(String name, String content) {
+        return file(name, content.getBytes(StandardCharsets.UTF_8));
+    }
+
+    static Item file(String name, byte[] content) {
         return new Item(name, TarArchiveEntry.LF_NORMAL, content, null);
     }
 
@@ -57,7 +61,7 @@ final class PackagesFixtures {
             tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
             for (Item item : items) {
                 TarArchiveEntry e = new TarArchiveEntry(item.name(), item.type());
-                byte[] content = item.content() == null ? new byte[0] : item.content().getBytes(StandardCharsets.UTF_8);
+                byte[] content = item.content() == null ? new byte[0] : item.content();
                 if (item.linkName() != null) {
                     e.setLinkName(item.linkName());
                 }

@@ -167,7 +167,7 @@ class PackagesTest {
     }
 
     @Test
-    void rpmDatabaseIsOnlyNoted() throws Exception {
+    void unreadableRpmDatabaseIsNoted() throws Exception {
         ResolvedImage image = image(cache, null,
                 gzip(dir("var/lib/rpm"), file("var/lib/rpm/rpmdb.sqlite", "SQLite format 3\0"),
                         file("etc/os-release", "ID=\"fedora\"\nVERSION_ID=40\n")));
@@ -175,8 +175,21 @@ class PackagesTest {
         Packages found = Packages.scan(image);
 
         assertThat(found.list()).isEmpty();
-        assertThat(found.notes()).containsExactly("rpm database present, not read: /var/lib/rpm/rpmdb.sqlite");
+        assertThat(found.notes()).containsExactly("/var/lib/rpm/rpmdb.sqlite not read: SQLite: [SQLITE_NOTADB] File "
+                + "opened that is not a database file (file is not a database)");
         assertThat(found.distro()).isEqualTo(new Distro("fedora", "40", null));
+    }
+
+    @Test
+    void suseNdbDatabaseIsOnlyNoted() throws Exception {
+        ResolvedImage image = image(cache, null,
+                plain(file("usr/lib/sysimage/rpm/Packages.db", "ndb bytes"), file("etc/os-release", "ID=opensuse-leap\n")));
+
+        Packages found = Packages.scan(image);
+
+        assertThat(found.list()).isEmpty();
+        assertThat(found.notes())
+                .containsExactly("rpm database present, not read: /usr/lib/sysimage/rpm/Packages.db (SUSE's ndb format)");
     }
 
     @Test
@@ -200,6 +213,22 @@ class PackagesTest {
         assertThat(found.list()).containsExactly(deb("libc6", "2", "arm64", null));
         assertThat(found.notes()).containsExactly(
                 "/lib/apk/db/installed not read: a hard link to lib/apk/db/installed.bak, which was not read");
+    }
+
+    /** Files over a MiB are held compressed between the layer read and the listing; what comes back is the same. */
+    @Test
+    void largeDatabaseIsReadWhole() throws Exception {
+        StringBuilder status = new StringBuilder();
+        for (int i = 0; status.length() <= 3 << 20; i++) {
+            status.append(stanza(String.format("pkg%05d", i), INSTALLED, "1." + i, "arm64", null)).append('\n');
+        }
+        int count = status.toString().split("\nPackage: ", -1).length;
+
+        Packages found = Packages.scan(image(cache, null, gzip(file("var/lib/dpkg/status", status.toString()))));
+
+        assertThat(found.list()).hasSize(count);
+        assertThat(found.list().get(count - 1)).isEqualTo(deb(String.format("pkg%05d", count - 1), "1." + (count - 1),
+                "arm64", null));
     }
 
     @Test

@@ -139,6 +139,55 @@ class SbomWriterTest {
     }
 
     @Test
+    void rpmPurlHasVersionReleaseWithTheEpochAsAQualifier() {
+        Package bash = new Package("rpm", "bash", "1:5.2.26-3.el9", "aarch64", "bash", "GPL-3.0-or-later");
+        Package noEpoch = new Package("rpm", "libgcc", "11.4.1-3.el9", "x86_64", "gcc", "GPLv3+ and GPLv3+ with exceptions");
+
+        assertThat(SbomWriter.packagePurl(bash, new Distro("rhel", "9.4", null)))
+                .isEqualTo("pkg:rpm/rhel/bash@5.2.26-3.el9?arch=aarch64&distro=rhel-9.4&epoch=1");
+        assertThat(SbomWriter.packagePurl(noEpoch, new Distro("rhel", "9.4", null)))
+                .isEqualTo("pkg:rpm/rhel/libgcc@11.4.1-3.el9?arch=x86_64&distro=rhel-9.4&upstream=gcc");
+        // Without os-release there is no vendor to name, and none is guessed.
+        assertThat(SbomWriter.packagePurl(bash, null)).isEqualTo("pkg:rpm/bash@5.2.26-3.el9?arch=aarch64&epoch=1");
+        assertThat(SbomWriter.packagePurl(new Package("rpm", "x", null, null, null, null), null)).isNull();
+    }
+
+    @Test
+    void licenseIsAnExpressionOnlyWhenItHasSpdxShape() {
+        assertThat(SbomWriter.spdxExpression("GPL-2.0-or-later AND BSD-3-Clause")).isTrue();
+        assertThat(SbomWriter.spdxExpression("(MIT OR Apache-2.0) AND LicenseRef-Fedora-Public-Domain")).isTrue();
+        assertThat(SbomWriter.spdxExpression("GPL-2.0-or-later WITH GCC-exception-3.1")).isTrue();
+        assertThat(SbomWriter.spdxExpression("GPL-2.0+ OR MIT")).isTrue();
+
+        assertThat(SbomWriter.spdxExpression("MIT")).as("a single name").isFalse();
+        assertThat(SbomWriter.spdxExpression("GPLv2+ and MIT")).as("old Fedora style").isFalse();
+        assertThat(SbomWriter.spdxExpression("ASL 2.0 AND MIT")).as("space inside a name").isFalse();
+        assertThat(SbomWriter.spdxExpression("(MIT OR Apache-2.0")).isFalse();
+        assertThat(SbomWriter.spdxExpression("MIT OR Apache-2.0)")).isFalse();
+        assertThat(SbomWriter.spdxExpression("MIT AND")).isFalse();
+        assertThat(SbomWriter.spdxExpression("AND MIT")).isFalse();
+        assertThat(SbomWriter.spdxExpression("MIT () AND BSD")).isFalse();
+        assertThat(SbomWriter.spdxExpression("Public Domain")).isFalse();
+        assertThat(SbomWriter.spdxExpression("")).isFalse();
+    }
+
+    @Test
+    void licensesBecomeNameOrExpression() throws Exception {
+        ResolvedImage image = image(cache, null, debianBase(Compress.NONE));
+        Entry entry = new Entry(List.of(), image, null, List.of(
+                new Package("apk", "a", "1", null, null, "MIT AND BSD-2-Clause"),
+                new Package("apk", "b", "1", null, null, "GPLv2+ and MIT"),
+                new Package("apk", "c", "1", null, null, " ")), List.of(), new Distro("alpine", null, null));
+
+        JsonNode c = JSON.readTree(SbomWriter.cycloneDx(List.of(entry), "seed")).get("components").get(0)
+                .get("components");
+
+        assertThat(c.get(0).get("licenses").toString()).isEqualTo("[{\"expression\":\"MIT AND BSD-2-Clause\"}]");
+        assertThat(c.get(1).get("licenses").toString()).isEqualTo("[{\"license\":{\"name\":\"GPLv2+ and MIT\"}}]");
+        assertThat(c.get(2).has("licenses")).isFalse();
+    }
+
+    @Test
     void ociPurlFromReferenceWhenRepositoryUnknown() throws Exception {
         ResolvedImage image = image(cache, null, debianBase(Compress.NONE));
         Entry entry = new Entry(List.of("127.0.0.1:5000/team/App:v1"), image, null, List.of(), List.of(),
