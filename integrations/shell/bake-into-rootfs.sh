@@ -303,10 +303,17 @@ install_tree() {
         done
         units=$((units + 1))
     done
-    for unit in "$outdir"/quadlet/*.container; do
+    for unit in "$outdir"/quadlet/*.container "$outdir"/quadlet/*.network "$outdir"/quadlet/*.volume; do
         [ -f "$unit" ] || continue
         install_file "$unit" "$(inside_rootfs "$rootfs/etc/containers/systemd")/$(basename -- "$unit")"
         quadlets=$((quadlets + 1))
+    done
+    # compose stacks (docker): the file its unit brings up, where the unit looks for it
+    local stack project
+    for stack in "$outdir"/compose/*/compose.yaml; do
+        [ -f "$stack" ] || continue
+        project=$(basename -- "$(dirname -- "$stack")")
+        install_file "$stack" "$(inside_rootfs "$rootfs/usr/share/vbake/compose/$project")/compose.yaml"
     done
     if [ $((units + quadlets)) -gt 0 ] && [ ! -e "$rootfs/lib/systemd/systemd" ] && [ ! -e "$rootfs/usr/lib/systemd/systemd" ]; then
         warn "$rootfs has no systemd: the units are installed but nothing will start them"

@@ -212,10 +212,17 @@ vbake_install_storage() {
             done
             made="$made $unitdir/$name"
         done
-        for unit in "$out"/quadlet/*.container; do
+        for unit in "$out"/quadlet/*.container "$out"/quadlet/*.network "$out"/quadlet/*.volume; do
             [ -f "$unit" ] || continue
             install -D -m 0644 "$unit" "$rootfs/etc/containers/systemd/$(basename "$unit")"
             made="$made $rootfs/etc/containers/systemd/$(basename "$unit")"
+        done
+        # compose stacks (docker): the file its unit brings up, where the unit looks for it
+        for stack in "$out"/compose/*/compose.yaml; do
+            [ -f "$stack" ] || continue
+            project=$(basename "$(dirname "$stack")")
+            install -D -m 0644 "$stack" "$rootfs/usr/share/vbake/compose/$project/compose.yaml"
+            made="$made $rootfs/usr/share/vbake/compose/$project/compose.yaml $rootfs/usr/share/vbake/compose/$project"
         done
         install -d "$rootfs/usr/share/vbake"
         for f in listing.json sbom.cdx.json; do

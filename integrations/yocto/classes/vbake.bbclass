@@ -55,8 +55,9 @@ VBAKE_ARCH ?= "${@vbake_target_arch(d)}"
 VBAKE_RUNTIME ?= "${@vbake_manifest_value(d, 'runtime') or vbake_bundled_runtime(d)}"
 # The timestamp vbake clamps mtimes to; same manifest + same value = byte-identical output.
 VBAKE_SOURCE_DATE_EPOCH ?= "${SOURCE_DATE_EPOCH}"
-# Local inputs the manifest reads (rootfs:, oci:, oci-archive:, docker-archive: paths), so that a
-# change inside them reruns do_vbake as a manifest change does. Absolute paths, space-separated.
+# More local inputs whose change must rerun do_vbake (absolute paths, space-separated). The paths
+# the manifest names itself (oci:, oci-archive:, docker-archive:, rootfs:, unit:, compose:) are
+# found and checksummed without this.
 VBAKE_EXTRA_INPUTS ?= ""
 # More options for `vbake bake`, e.g. "--authfile ${TOPDIR}/auth.json --insecure-registry reg:5000".
 VBAKE_EXTRA_ARGS ?= ""
@@ -112,9 +113,28 @@ def vbake_service_files(d):
 def vbake_service_file_args(d):
     return ' '.join('--service-file %s=%s' % (k, v) for k, v in vbake_service_files(d))
 
+def vbake_manifest_inputs(d):
+    """The local files the manifest names (oci:, oci-archive:, docker-archive:, rootfs:, unit:,
+    compose:), relative to its directory; directories as DIR/* so a change inside them counts."""
+    import re
+    path = d.getVar('VBAKE_MANIFEST') or ''
+    if not os.path.isfile(path):
+        return []
+    base = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(r'^[\s-]*(oci|oci-archive|docker-archive|rootfs|unit|compose):\s*["\']?([^"\'#]+?)["\']?\s*(#.*)?$')
+    found = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            m = pattern.match(line)
+            if m:
+                p = os.path.normpath(os.path.join(base, m.group(2).strip()))
+                found.append(p + '/*' if os.path.isdir(p) else p)
+    return found
+
 def vbake_file_checksums(d):
     entries = []
     paths = [d.getVar('VBAKE_MANIFEST') or ''] + (d.getVar('VBAKE_EXTRA_INPUTS') or '').split()
+    paths += vbake_manifest_inputs(d)
     if not d.getVar('VBAKE_MANIFEST'):
         # A container built by a recipe is covered by that recipe's signature (the dependency
         # below); a third-party one (:external) only by its files.
@@ -341,10 +361,17 @@ vbake_install_units_and_listing() {
     if [ $units -gt 0 ] && ! ${@bb.utils.contains('DISTRO_FEATURES', 'systemd', 'true', 'false', d)}; then
         bbwarn "vbake: $units unit(s) installed, but DISTRO_FEATURES has no systemd: nothing will start the containers at boot"
     fi
-    for unit in "$out"/quadlet/*.container; do
+    for unit in "$out"/quadlet/*.container "$out"/quadlet/*.network "$out"/quadlet/*.volume; do
         [ -f "$unit" ] || continue
         install -D -m 0644 "$unit" "${IMAGE_ROOTFS}${sysconfdir}/containers/systemd/$(basename "$unit")"
         made="$made ${IMAGE_ROOTFS}${sysconfdir}/containers/systemd/$(basename "$unit")"
+    done
+    # compose stacks (docker): the file its unit brings up, where the unit looks for it
+    for stack in "$out"/compose/*/compose.yaml; do
+        [ -f "$stack" ] || continue
+        project=$(basename "$(dirname "$stack")")
+        install -D -m 0644 "$stack" "${IMAGE_ROOTFS}/usr/share/vbake/compose/$project/compose.yaml"
+        made="$made ${IMAGE_ROOTFS}/usr/share/vbake/compose/$project/compose.yaml ${IMAGE_ROOTFS}/usr/share/vbake/compose/$project"
     done
 
     install -d "${IMAGE_ROOTFS}${datadir}/vbake" "${IMGDEPLOYDIR}"

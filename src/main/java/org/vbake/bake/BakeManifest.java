@@ -26,10 +26,12 @@ import org.vbake.api.RuntimeKind;
  *                (docker 26.1, podman 5.4; the default) or bookworm (docker 20.10, podman 4.3)
  * @param size    {@code output: ext4} only: the image size asked for in bytes, or null for the
  *                tree's minimum plus a margin
- * @param images  in manifest order; {@link Image#index()} is the position in this list
+ * @param images  in manifest order; {@link Image#index()} is the position in this list. A compose
+ *                entry's service images follow the entries, once each
+ * @param stacks  the compose stacks ({@code compose:} entries), in manifest order
  */
 public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String driver, Output output, String suite,
-        Long size, List<Image> images) {
+        Long size, List<Image> images, List<ComposeStack> stacks) {
 
     public BakeManifest {
         Objects.requireNonNull(file, "file");
@@ -38,6 +40,7 @@ public record BakeManifest(Path file, Arch arch, RuntimeKind runtime, String dri
         Objects.requireNonNull(output, "output");
         Objects.requireNonNull(suite, "suite");
         images = List.copyOf(images);
+        stacks = stacks == null ? List.of() : List.copyOf(stacks);
     }
 
     /** The guest suites a bake can target, the default first. */

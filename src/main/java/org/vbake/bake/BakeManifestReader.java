@@ -1,12 +1,5 @@
 package org.vbake.bake;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonLocation;
-import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -27,6 +20,11 @@ import org.vbake.bake.BakeManifest.Image;
 import org.vbake.bake.BakeManifest.Output;
 import org.vbake.bake.BakeManifest.Run;
 import org.vbake.bake.BakeManifest.SourceKind;
+import org.vbake.bake.YamlTree.Entry;
+import org.vbake.bake.YamlTree.ListNode;
+import org.vbake.bake.YamlTree.MapNode;
+import org.vbake.bake.YamlTree.Node;
+import org.vbake.bake.YamlTree.Scalar;
 import org.vbake.image.registry.ImageRef;
 
 /**
@@ -56,6 +54,8 @@ public final class BakeManifestReader {
     private final Path file;
     /** The manifest's runtime, once read (the unit's kind depends on it). */
     private RuntimeKind runtime;
+    /** The manifest's suite, once read. */
+    private String suite;
     private final Path baseDir;
 
     private BakeManifestReader(Path file) {
@@ -127,6 +127,7 @@ public final class BakeManifestReader {
             }
         }
 
+        this.suite = suite;
         Entry imagesEntry = top.get("images");
         if (imagesEntry == null) {
             throw error(root.line(), "images", "is required: a list with at least one image");
@@ -138,11 +139,71 @@ public final class BakeManifestReader {
             throw error(imagesEntry.value().line(), "images", "needs at least one image");
         }
         List<Image> images = new ArrayList<>();
+        List<ComposeStack> stacks = new ArrayList<>();
+        List<Node> imageItems = new ArrayList<>();
         for (int i = 0; i < list.items().size(); i++) {
-            images.add(image(i, list.items().get(i)));
+            Node item = list.items().get(i);
+            if (item instanceof MapNode m && m.entries().containsKey("compose")) {
+                stacks.add(stack(i, m));
+            } else {
+                images.add(image(images.size(), item));
+                imageItems.add(item);
+            }
         }
-        checkUniqueContainerNames(images, list);
-        return new BakeManifest(file, arch, runtime, driver, output, suite, size, images);
+        checkUniqueContainerNames(images, new ListNode(list.line(), imageItems));
+        addStackImages(images, stacks);
+        return new BakeManifest(file, arch, runtime, driver, output, suite, size, images, stacks);
+    }
+
+    private static final List<String> COMPOSE_KEYS = List.of("compose", "name", "allow-unpinned");
+
+    /** A {@code compose:} entry: the stack it names, read and checked. */
+    private ComposeStack stack(int index, MapNode node) throws BadInputException, IOException {
+        String path = "images[" + index + "]";
+        Map<String, Entry> fields = mapping(node, path, COMPOSE_KEYS, "must be a mapping");
+        Entry e = fields.get("compose");
+        String source = text(e, path + ".compose");
+        Path resolved = baseDir.resolve(source).normalize();
+        if (!Files.isRegularFile(resolved)) {
+            throw error(e.value().line(), path + ".compose", "'" + source + "' is not a file (" + resolved + ")");
+        }
+        boolean allowUnpinned = false;
+        if (fields.containsKey("allow-unpinned")) {
+            String value = text(fields.get("allow-unpinned"), path + ".allow-unpinned");
+            if (!value.equals("true") && !value.equals("false")) {
+                throw notOneOf(fields.get("allow-unpinned"), path + ".allow-unpinned", "true, false");
+            }
+            allowUnpinned = value.equals("true");
+        }
+        String name = fields.containsKey("name") ? text(fields.get("name"), path + ".name") : null;
+        if (runtime == RuntimeKind.PODMAN && "bookworm".equals(suite)) {
+            throw error(e.keyLine(), path + ".compose", "podman stacks are installed as Quadlet files, which "
+                    + "bookworm's podman 4.3 does not read; use suite: trixie");
+        }
+        return ComposeStack.read(resolved, node.line(), name, allowUnpinned);
+    }
+
+    /** Each stack's service images, once each and after the manifest's own, pulled like ref: entries. */
+    private void addStackImages(List<Image> images, List<ComposeStack> stacks) throws BadInputException {
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (Image i : images) {
+            if (i.ref() != null) {
+                seen.add(i.ref());
+            }
+        }
+        java.util.Set<String> projects = new java.util.HashSet<>();
+        for (ComposeStack stack : stacks) {
+            if (!projects.add(stack.project())) {
+                throw error(stack.line(), "compose", "a second stack named '" + stack.project() + "'; give one of "
+                        + "them another name:");
+            }
+            for (ComposeStack.Service s : stack.services()) {
+                if (seen.add(s.image())) {
+                    images.add(new Image(images.size(), stack.line(), SourceKind.REF, s.image(), null, null, List.of(),
+                            !s.image().contains("@"), Autostart.NO, BakeManifest.Run.NONE));
+                }
+            }
+        }
     }
 
     private Image image(int index, Node node) throws BadInputException {
@@ -492,117 +553,10 @@ public final class BakeManifestReader {
     }
 
     private static String child(String path, String key) {
-        return path.isEmpty() ? key : path + "." + key;
-    }
-
-    // ---- parsing into a tree that keeps lines ----
-
-    private sealed interface Node permits MapNode, ListNode, Scalar {
-        /** 1-based line where the value starts. */
-        int line();
-    }
-
-    private record Entry(String key, int keyLine, Node value) {
-    }
-
-    private record MapNode(int line, Map<String, Entry> entries) implements Node {
-    }
-
-    private record ListNode(int line, List<Node> items) implements Node {
-    }
-
-    /** A scalar's text exactly as written ({@code no}, {@code 010}); null for YAML's null. */
-    private record Scalar(int line, String text) implements Node {
+        return YamlTree.child(path, key);
     }
 
     private Node parse() throws BadInputException, IOException {
-        if (Files.isDirectory(file)) {
-            throw new BadInputException(file + ": is a directory, not a manifest file",
-                    "name the manifest inside it, e.g. " + file.resolve("images.yaml"));
-        }
-        if (!Files.exists(file)) {
-            throw new BadInputException(file + ": no such file");
-        }
-        String fileName = file.getFileName() == null ? "" : file.getFileName().toString().toLowerCase(Locale.ROOT);
-        JsonFactory factory;
-        if (fileName.endsWith(".json")) {
-            factory = new JsonFactory();
-        } else if (fileName.endsWith(".yaml") || fileName.endsWith(".yml")) {
-            factory = new YAMLFactory();
-        } else {
-            throw new BadInputException(file + ": a bake manifest must be named *.yaml, *.yml or *.json");
-        }
-        String syntax = factory instanceof YAMLFactory ? "YAML" : "JSON";
-        try (InputStream in = Files.newInputStream(file); JsonParser parser = factory.createParser(in)) {
-            JsonToken first = parser.nextToken();
-            if (first == null) {
-                throw error(1, "", "the manifest is empty");
-            }
-            Node root = node(parser, "");
-            if (parser.nextToken() != null) {
-                throw error(line(parser), "", "only one " + syntax + " document is allowed");
-            }
-            return root;
-        } catch (NoSuchFileException e) {
-            throw new BadInputException(file + ": no such file");
-        } catch (JsonProcessingException e) {
-            throw syntaxError(e, syntax);
-        }
-    }
-
-    /** Reads the value at the parser's current token, and everything inside it. */
-    private Node node(JsonParser parser, String path) throws IOException, BadInputException {
-        int line = line(parser);
-        switch (parser.currentToken()) {
-            case START_OBJECT: {
-                Map<String, Entry> entries = new LinkedHashMap<>();
-                while (parser.nextToken() == JsonToken.FIELD_NAME) {
-                    String key = parser.currentName();
-                    int keyLine = line(parser);
-                    parser.nextToken();
-                    Entry entry = new Entry(key, keyLine, node(parser, child(path, key)));
-                    if (entries.putIfAbsent(key, entry) != null) {
-                        throw error(keyLine, child(path, key), "duplicate key");
-                    }
-                }
-                return new MapNode(line, entries);
-            }
-            case START_ARRAY: {
-                List<Node> items = new ArrayList<>();
-                while (parser.nextToken() != JsonToken.END_ARRAY) {
-                    items.add(node(parser, path + "[" + items.size() + "]"));
-                }
-                return new ListNode(line, items);
-            }
-            case VALUE_NULL:
-                return new Scalar(line, null);
-            default:
-                if (parser instanceof YAMLParser yaml && yaml.isCurrentAlias()) {
-                    // Jackson hands an alias over as its anchor's name, which would be read as the value.
-                    throw error(line, path, "YAML aliases (*" + yaml.getText() + ") are not supported; "
-                            + "write the value out");
-                }
-                return new Scalar(line, parser.getText());
-        }
-    }
-
-    private static int line(JsonParser parser) {
-        return parser.currentTokenLocation().getLineNr();
-    }
-
-    private BadInputException syntaxError(JsonProcessingException e, String syntax) {
-        int line;
-        String message;
-        if (e.getCause() instanceof org.yaml.snakeyaml.error.MarkedYAMLException yaml && yaml.getProblemMark() != null) {
-            // snakeyaml knows where the problem is; Jackson's location is sometimes where the enclosing block began.
-            line = yaml.getProblemMark().getLine() + 1;
-            message = (yaml.getContext() != null ? yaml.getContext() + ": " : "") + yaml.getProblem();
-        } else {
-            JsonLocation location = e.getLocation();
-            line = location != null && location.getLineNr() > 0 ? location.getLineNr() : 1;
-            message = e.getOriginalMessage();
-        }
-        String oneLine = message == null ? "unreadable" : message.strip().lines().findFirst().orElse("").strip();
-        return new BadInputException(file + ":" + line + ": invalid " + syntax + ": " + oneLine);
+        return YamlTree.parse(file, "manifest", "a bake manifest", true);
     }
 }

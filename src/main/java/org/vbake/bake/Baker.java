@@ -135,6 +135,9 @@ public final class Baker {
         }
         Map<String, String> unitDigests = new java.util.TreeMap<>();
         customUnits.forEach((f, b) -> unitDigests.put(f, Digest.of(b).toString()));
+        for (ComposeStack stack : manifest.stacks()) {
+            unitDigests.put("compose " + stack.project(), Digest.of(stack.content()).toString());
+        }
         String key = BakeCache.key(manifestBytes, manifest, inputs, writerId + " units " + unitDigests, epoch);
         BakeCache results = new BakeCache(o.cacheRoot());
         if (!o.fresh() && !o.noCache() && BakeCache.upToDate(o.outDir(), key)) {
@@ -596,6 +599,17 @@ public final class Baker {
         if (partition != null) {
             listing.set("ext4", partition);
         }
+        if (!manifest.stacks().isEmpty()) {
+            com.fasterxml.jackson.databind.node.ArrayNode stacks = listing.putArray("stacks");
+            for (ComposeStack stack : manifest.stacks()) {
+                com.fasterxml.jackson.databind.node.ObjectNode st = stacks.addObject();
+                st.put("project", stack.project());
+                st.put("file", stack.file().getFileName().toString());
+                st.put("sha256", Digest.of(stack.content()).toString());
+                com.fasterxml.jackson.databind.node.ObjectNode services = st.putObject("services");
+                stack.services().forEach(sv -> services.put(sv.name(), sv.image()));
+            }
+        }
         files.add(Files.write(work.resolve(LISTING), ContentListing.toBytes(listing)));
         files.add(Files.write(work.resolve("sbom.cdx.json"), SbomWriter.cycloneDx(entries, "vbake-storage",
                 "vbake:" + Digest.of(ContentListing.toBytes(ContentListing.listing(entries))), o.sourceDateEpoch())));
@@ -607,6 +621,26 @@ public final class Baker {
             refs.put(i, p.tags().isEmpty() ? p.image().configDigest().toString() : p.tags().get(0));
         }
         Map<String, String> units = AutostartUnits.generate(manifest, refs);
+        Map<String, String> localRefs = new java.util.HashMap<>();
+        for (Planned p : planned) {
+            if (p.entry().ref() != null) {
+                localRefs.put(p.entry().ref(), p.image().configDigest().toString());
+            }
+        }
+        for (ComposeStack stack : manifest.stacks()) {
+            for (Map.Entry<String, byte[]> f : ComposeUnits.generate(stack, manifest.runtime(), runtime.unitDirName(),
+                    localRefs).entrySet()) {
+                Path target = work.resolve(f.getKey());
+                String name = target.getFileName().toString();
+                if (Files.exists(target) || units.containsKey(name)
+                        || customUnits.containsKey(runtime.unitDirName() + "/" + name)) {
+                    throw new BadInputException(stack.file() + ": the stack's " + f.getKey() + " is also another "
+                            + "stack's or image's unit", "give the stack another name:");
+                }
+                Files.createDirectories(target.getParent());
+                files.add(Files.write(target, f.getValue()));
+            }
+        }
         if (!units.isEmpty() || !customUnits.isEmpty()) {
             Path unitDir = Files.createDirectories(work.resolve(runtime.unitDirName()));
             for (Map.Entry<String, String> u : units.entrySet()) {

@@ -252,10 +252,11 @@ final class VbakeCli {
 
     @Command(name = "bake", mixinStandardHelpOptions = true, sortOptions = false,
             description = "Turns a manifest of images into the files an image recipe installs: the engine's storage "
-                    + "tree (storage.tar.zst), podman's storage.conf, systemd units or Quadlet files for autostarted "
-                    + "images, listing.json (images, digests, layers and the OS packages inside each) and a CycloneDX "
-                    + "SBOM. The same manifest gives byte-identical files; unchanged images are not imported again. "
-                    + "OUTDIR appears complete or not at all.",
+                    + "tree (storage.tar.zst, or storage.ext4 with output: ext4), podman's storage.conf, systemd units "
+                    + "or Quadlet files for autostarted images and compose stacks, listing.json (images, digests, "
+                    + "layers and the OS packages inside each) and a CycloneDX SBOM. The same manifest gives "
+                    + "byte-identical files; unchanged images are not imported again. OUTDIR appears complete or not "
+                    + "at all.",
             footerHeading = "%nExamples:%n",
             footer = {"  vbake bake examples/hello/bake.yaml -o build/hello-data",
                     "  SOURCE_DATE_EPOCH=1735689600 vbake bake images.yaml -o out --progress=plain",
@@ -371,8 +372,8 @@ final class VbakeCli {
                     "  vbake verify store.tar -a x86_64 -r podman -- /bin/sh -c 'test -x /bin/busybox'"})
     static final class Verify implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "STORAGE",
-                description = "The storage tree (.tar, .tar.gz or .tar.zst), or a bake's output directory: then its "
-                        + "storage tree, and its autostart units are started too.")
+                description = "The storage tree (.tar, .tar.gz, .tar.zst or a bake's .ext4), or a bake's output "
+                        + "directory: then its storage tree, and its autostart units and compose stacks are started too.")
         Path storage;
 
         @Parameters(index = "1..*", paramLabel = "COMMAND", description = "Run in each image (default: true).")
@@ -467,7 +468,8 @@ final class VbakeCli {
             }
             for (StoreVerifier.UnitCheck u : report.units()) {
                 out.println((u.ok() ? "ok     " : "FAILED ") + "unit " + u.unit()
-                        + (u.ok() ? " (container " + u.container() + " running)" : ": " + u.problem()));
+                        + (u.ok() ? " (" + (u.container().startsWith("stack ") ? "" : "container ") + u.container()
+                                + " running)" : ": " + u.problem()));
             }
             if (report.images().isEmpty()) {
                 out.println("FAILED the tree holds no images");

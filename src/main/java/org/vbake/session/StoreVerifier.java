@@ -98,7 +98,7 @@ public final class StoreVerifier {
                     })) {
                 Report images = check(session, command);
                 List<UnitCheck> unitChecks = new ArrayList<>();
-                for (Path unit : units) {
+                for (Path unit : AutostartCommand.startOrder(units)) {
                     unitChecks.add(startUnit(session, unit));
                 }
                 return new Report(images.images(), unitChecks, engineVersion(session));
@@ -122,15 +122,30 @@ public final class StoreVerifier {
 
     private UnitCheck startUnit(GuestSession session, Path unit) throws InterruptedException, IOException {
         String name = unit.getFileName().toString();
+        String text = java.nio.file.Files.readString(unit);
+        if (AutostartCommand.isComposeUnit(text)) {
+            return startStack(session, unit, text);
+        }
         List<String> run;
+        List<List<String>> before;
         try {
-            run = AutostartCommand.runArgs(java.nio.file.Files.readString(unit), name);
-        } catch (IllegalArgumentException e) {
+            run = AutostartCommand.runArgs(text, name, unit.getParent());
+            before = AutostartCommand.prerequisites(text, unit.getParent());
+        } catch (IllegalArgumentException | IOException e) {
             return new UnitCheck(name, null, e.getMessage());
         }
         String container = AutostartCommand.containerName(run);
         events.on(new Event.Progress("starting " + name + " as the target's init would"));
         try {
+            for (List<String> create : before) {
+                // the stack's network and volumes, made once (Quadlet's .network and .volume units)
+                String what = create.get(0) + " " + create.get(create.size() - 1);
+                try {
+                    session.engine(List.of(create.get(0), "inspect", create.get(create.size() - 1)), "inspect " + what);
+                } catch (VbakeException missing) {
+                    session.engine(create, "create " + what);
+                }
+            }
             session.engine(run, "start " + name);
             Thread.sleep(2000);
             String state = session.engine(List.of("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}",
@@ -148,6 +163,54 @@ public final class StoreVerifier {
             return new UnitCheck(name, container, null);
         } catch (VbakeException e) {
             return new UnitCheck(name, container, e.getMessage());
+        }
+    }
+
+    /**
+     * A docker compose stack's unit: its compose file (beside the bake's units, in
+     * {@code compose/PROJECT/}) copied into the guest, brought up as the unit does, and every service
+     * of the file checked to be running.
+     */
+    private UnitCheck startStack(GuestSession session, Path unit, String text) throws InterruptedException, IOException {
+        String name = unit.getFileName().toString();
+        List<String> up = AutostartCommand.composeArgs(text);
+        String project = AutostartCommand.valueAfter(up, "--project-name");
+        Path file = unit.toAbsolutePath().getParent().getParent().resolve("compose").resolve(project)
+                .resolve("compose.yaml");
+        if (project == null || !java.nio.file.Files.isRegularFile(file)) {
+            return new UnitCheck(name, null, "no compose file for it: " + file);
+        }
+        List<String> services;
+        try {
+            services = org.vbake.bake.ComposeStack.services(file);
+        } catch (org.vbake.api.BadInputException e) {
+            return new UnitCheck(name, null, e.getMessage());
+        }
+        String guestFile = "/run/vbake/compose/" + project + "/compose.yaml";
+        List<String> args = new ArrayList<>(up);
+        args.set(args.indexOf("--file") + 1, guestFile);
+        String label = "stack " + project + ": " + String.join(", ", services);
+        events.on(new Event.Progress("bringing up " + name + " as the target's init would"));
+        try {
+            session.writeFile(guestFile, java.nio.file.Files.readAllBytes(file), "644");
+            session.engine(args, "bring up " + name);
+            Thread.sleep(2000);
+            String ps = session.engine(List.of("compose", "--project-name", project, "--file", guestFile, "ps", "--all",
+                    "--format", "{{.Service}} {{.State}}"), "list the stack's containers");
+            List<String> notRunning = new ArrayList<>();
+            for (String service : services) {
+                boolean running = ps.lines().map(String::strip).anyMatch(l -> l.equals(service + " running"));
+                if (!running) {
+                    notRunning.add(service);
+                }
+            }
+            if (!notRunning.isEmpty()) {
+                return new UnitCheck(name, label, "not running: " + String.join(", ", notRunning) + " ("
+                        + ps.strip().replace('\n', ';') + ")");
+            }
+            return new UnitCheck(name, label, null);
+        } catch (VbakeException e) {
+            return new UnitCheck(name, label, e.getMessage());
         }
     }
 

@@ -31,7 +31,7 @@ class AutostartUnitsTest {
     }
 
     private static BakeManifest manifest(RuntimeKind runtime, Image... images) {
-        return new BakeManifest(Path.of("bake.yaml"), Arch.AARCH64, runtime, null, Output.TAR_ZST, "trixie", null, List.of(images));
+        return new BakeManifest(Path.of("bake.yaml"), Arch.AARCH64, runtime, null, Output.TAR_ZST, "trixie", null, List.of(images), List.of());
     }
 
     private static Image image(int index, Autostart autostart, Run run) {

@@ -295,6 +295,66 @@ class BakeIT {
         return sums;
     }
 
+    @ParameterizedTest(name = "{0}: a compose stack of two services is baked, installed as units and runs in verify")
+    @EnumSource(RuntimeKind.class)
+    void composeStackIsBakedAndRuns(RuntimeKind runtime) throws Exception {
+        String image = registry.host() + "/bake/special@" + pushed.indexDigest();
+        Path dir = Files.createDirectories(work.resolve("inputs/stack-" + runtime.id()));
+        String compose = """
+                services:
+                  web:
+                    image: %s
+                    command: ["/bin/sh", "-c", "mkdir -p /www; cat /data/state > /www/index.html; exec /bin/busybox httpd -f -p 80 -h /www"]
+                    ports: ["8080:80"]
+                    volumes: ["data:/data:ro"]
+                    environment:
+                      MODE: prod
+                    restart: always
+                    depends_on: [db]
+                  db:
+                    image: %s
+                    command: ["/bin/sh", "-c", "echo ready > /data/state && exec /bin/busybox sleep 1000000"]
+                    volumes: ["data:/data"]
+                volumes:
+                  data:
+                """.formatted(image, image);
+        Files.writeString(dir.resolve("compose.yaml"), compose);
+        Path m = Files.writeString(dir.resolve("bake.yaml"), """
+                arch: aarch64
+                runtime: %s
+                images:
+                  - compose: compose.yaml
+                    name: shop
+                """.formatted(runtime.id()));
+        Path out = work.resolve("out-stack-" + runtime.id());
+        Result bake = vbake("bake", m.toString(), "-o", out.toString());
+        assertThat(bake.code()).as(bake.err()).isZero();
+        if (runtime == RuntimeKind.DOCKER) {
+            assertThat(out.resolve("compose/shop/compose.yaml")).hasContent(compose);
+            assertThat(out.resolve("systemd/vbake-compose-shop.service")).content().contains(
+                    "ExecStart=/usr/bin/docker compose --project-name shop --file /usr/share/vbake/compose/shop/compose.yaml "
+                            + "up --detach --no-build --pull never");
+        } else {
+            assertThat(out.resolve("quadlet/shop.network")).content().contains("NetworkName=shop_default");
+            assertThat(out.resolve("quadlet/shop-data.volume")).content().contains("VolumeName=shop_data");
+            String id = JSON.readTree(out.resolve("listing.json").toFile()).path("images").get(0).path("configDigest").asText();
+            assertThat(out.resolve("quadlet/shop-web.container")).content().contains("Requires=shop-db.service",
+                    "# image: " + image, "Image=" + id, "Network=shop.network", "NetworkAlias=web", "Volume=shop-data.volume:/data:ro",
+                    "PublishPort=8080:80", "Environment=MODE=prod", "Restart=always");
+        }
+        assertThat(JSON.readTree(out.resolve("listing.json").toFile()).path("images")).hasSize(1);
+
+        Result verify = vbake("verify", out.toString(), "-a", "aarch64");
+        assertThat(verify.code()).as(verify.out() + verify.err()).isZero();
+        if (runtime == RuntimeKind.DOCKER) {
+            assertThat(verify.out()).contains("ok     unit vbake-compose-shop.service (stack shop: web, db running)");
+        } else {
+            assertThat(verify.out()).contains("ok     unit shop-db.container (container shop-db-1 running)",
+                    "ok     unit shop-web.container (container shop-web-1 running)");
+            assertThat(verify.out().indexOf("shop-db.container")).isLessThan(verify.out().indexOf("shop-web.container"));
+        }
+    }
+
     private static Result vbake(String... args) {
         return InProcessCli.run("vbake", List.of(args));
     }

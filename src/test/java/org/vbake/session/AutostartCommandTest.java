@@ -61,4 +61,46 @@ class AutostartCommandTest {
         assertThatThrownBy(() -> AutostartCommand.runArgs("[Service]\nExecStart=/bin/true\n", "x.service"))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("x.service");
     }
+
+    @Test
+    void composeStackQuadletsResolveTheirNetworkAndVolumesAndStartInDependencyOrder(@org.junit.jupiter.api.io.TempDir
+            java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path compose = java.nio.file.Files.writeString(dir.resolve("compose.yaml"), """
+                services:
+                  web:
+                    image: r.example/web@sha256:%1$s
+                    entrypoint: /bin/sh
+                    command: -c "exec httpd -f"
+                    ports: ["8080:80"]
+                    volumes: [data:/www]
+                    depends_on: [db]
+                  db:
+                    image: r.example/db@sha256:%1$s
+                volumes:
+                  data:
+                """.formatted("ab".repeat(32)));
+        org.vbake.bake.ComposeStack stack = org.vbake.bake.ComposeStack.read(compose, 1, "shop", false);
+        java.nio.file.Path q = java.nio.file.Files.createDirectories(dir.resolve("quadlet"));
+        List<java.nio.file.Path> units = new java.util.ArrayList<>();
+        for (var f : org.vbake.bake.ComposeUnits.generate(stack, org.vbake.api.RuntimeKind.PODMAN, "quadlet")
+                .entrySet()) {
+            java.nio.file.Path p = java.nio.file.Files.write(dir.resolve(f.getKey()), f.getValue());
+            if (p.toString().endsWith(".container")) {
+                units.add(p);
+            }
+        }
+        java.util.Collections.sort(units);
+        assertThat(units).extracting(p -> p.getFileName().toString()).containsExactly("shop-db.container",
+                "shop-web.container");
+        java.nio.file.Path web = q.resolve("shop-web.container");
+        String text = java.nio.file.Files.readString(web);
+        assertThat(AutostartCommand.runArgs(text, "shop-web.container", q)).containsExactly("run", "-d", "--rm",
+                "--network", "shop_default", "--name", "shop-web-1", "--network-alias", "web", "--entrypoint",
+                "/bin/sh", "-v", "shop_data:/www", "r.example/web@sha256:" + "ab".repeat(32), "-c", "exec httpd -f");
+        assertThat(AutostartCommand.prerequisites(text, q)).containsExactly(List.of("network", "create",
+                "shop_default"), List.of("volume", "create", "shop_data"));
+        // web sorts last by name anyway; reversed input proves the order comes from Requires=
+        assertThat(AutostartCommand.startOrder(List.of(web, q.resolve("shop-db.container"))))
+                .extracting(p -> p.getFileName().toString()).containsExactly("shop-db.container", "shop-web.container");
+    }
 }
