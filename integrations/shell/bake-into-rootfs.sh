@@ -150,6 +150,9 @@ storage_file() {
     for f in storage.tar.zst storage.tar.gz storage.tar; do
         [ -f "$outdir/$f" ] && found+=("$outdir/$f")
     done
+    if [ ${#found[@]} -eq 0 ] && [ -f "$outdir/storage.ext4" ]; then
+        die 2 "$outdir holds storage.ext4 (output: ext4), a partition image to flash as the data-root's own partition, not a tree to install into $rootfs; bake with output: tar.zst to install into the rootfs"
+    fi
     [ ${#found[@]} -gt 0 ] || die 2 "no storage.tar, storage.tar.gz or storage.tar.zst in $outdir (did the bake run?)"
     [ ${#found[@]} -eq 1 ] || die 2 "$outdir holds ${found[*]}: remove the stale one"
     echo "${found[0]}"

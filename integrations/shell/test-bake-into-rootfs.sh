@@ -55,7 +55,11 @@ printf '[Unit]\nDescription=web\n[Service]\nExecStart=/usr/bin/docker start -a w
     >"$work/fixture/docker-out/systemd/vbake-web.service"
 printf '[Container]\nImage=localhost/web:1\n[Install]\nWantedBy=multi-user.target\n' >"$work/fixture/podman-out/quadlet/web.container"
 printf '[storage]\ndriver = "overlay"\n' >"$work/fixture/podman-out/storage.conf"
-for o in docker-out podman-out; do
+printf '[Network]\nNetworkName=shop_default\n' >"$work/fixture/podman-out/quadlet/shop.network"
+mkdir -p "$work/fixture/docker-out/compose/shop" "$work/fixture/ext4-out"
+printf 'services:\n  web:\n    image: web@sha256:0\n' >"$work/fixture/docker-out/compose/shop/compose.yaml"
+printf 'not really ext4\n' >"$work/fixture/ext4-out/storage.ext4"
+for o in docker-out podman-out ext4-out; do
     echo '{"images":[]}' >"$work/fixture/$o/listing.json"
     echo '{"bomFormat":"CycloneDX","specVersion":"1.5"}' >"$work/fixture/$o/sbom.cdx.json"
 done
@@ -73,7 +77,7 @@ echo "vbake: baked \$2 (uid \$(id -u))" >&2
 EOF
 chmod 755 "$stub"
 export VBAKE=$stub
-for m in docker-out podman-out "exit 3"; do
+for m in docker-out podman-out ext4-out "exit 3"; do
     echo "$m" >"$work/${m// /-}.yaml"
 done
 mkdir -p "$work/home" && chown 65534:65534 "$work/home"
@@ -107,6 +111,7 @@ check "root: hardlink kept" test "$d/bin/ping" -ef "$d/bin/ping6"
 check "root: setuid kept" test -u "$d/bin/su"
 check "root: owner 1000 kept" test "$(stat -c %u:%g "$d/etc/app.conf")" = 1000:1000
 check "root: unit installed" test -f "$work/root-rootfs/etc/systemd/system/vbake-web.service"
+check "root: compose file where its unit looks" cmp "$work/fixture/docker-out/compose/shop/compose.yaml" "$work/root-rootfs/usr/share/vbake/compose/shop/compose.yaml"
 check "root: unit enabled" test "$(readlink "$work/root-rootfs/etc/systemd/system/multi-user.target.wants/vbake-web.service")" = /etc/systemd/system/vbake-web.service
 check "root: listing and SBOM" test -f "$work/root-rootfs/usr/share/vbake/listing.json" -a -f "$work/root-rootfs/usr/share/vbake/sbom.cdx.json"
 check "root: installed files clamped to SOURCE_DATE_EPOCH" test "$(stat -c %Y "$work/root-rootfs/usr/share/vbake/listing.json")" = 1735689600
@@ -122,6 +127,12 @@ check "root: podman install exits 0" "$script" "$work/podman-out.yaml" "$work/po
 check "root: podman tree in var/lib/containers/storage" test -c "$work/podman-rootfs/var/lib/containers/storage/overlay/0a1b/diff/etc/removed"
 check "root: storage.conf installed" test -f "$work/podman-rootfs/etc/containers/storage.conf"
 check "root: quadlet installed" test -f "$work/podman-rootfs/etc/containers/systemd/web.container"
+check "root: quadlet network installed" test -f "$work/podman-rootfs/etc/containers/systemd/shop.network"
+
+fresh_rootfs ext4-rootfs
+rc=0
+"$script" "$work/ext4-out.yaml" "$work/ext4-rootfs" >"$work/log" 2>&1 || rc=$?
+check "an ext4 partition image is refused with exit 2, saying what it is" sh -c "test $rc = 2 && grep -q 'storage.ext4 (output: ext4), a partition image' '$work/log'"
 
 rc=0
 "$script" "$work/exit-3.yaml" "$work/podman-rootfs" >"$work/log" 2>&1 || rc=$?

@@ -141,6 +141,9 @@ vbake_install_storage() {
             storage="$out/$f"
         fi
     done
+    if [ -z "$storage" ] && [ -f "$out/storage.ext4" ]; then
+        bbfatal "vbake: $out holds storage.ext4 (output: ext4), a partition image for its own partition, not a tree for the rootfs; bake with output: tar.zst, or give the image to the partition layout instead of inheriting this class"
+    fi
     if [ -z "$storage" ]; then
         bbfatal "vbake: no storage.tar.zst, storage.tar.gz or storage.tar in $out: do_vbake has not run"
     fi
