@@ -188,6 +188,34 @@ final class DockerArchiveReader {
     }
 
     /**
+     * The digest of a decompressed layer, refused as soon as it grows past the layer limit (the
+     * free space of the cache's filesystem less a reserve, or {@code VBAKE_LAYER_LIMIT}): a small
+     * gzip that expands to gigabytes costs only the limit, not the whole expansion.
+     */
+    private Digest boundedDigest(InputStream tar, String what) throws IOException, BadInputException {
+        if (limit == null) {
+            limit = LayerScan.rules(cache.directory(), environment, false);
+        }
+        MessageDigest md = Digest.sha256();
+        byte[] buf = new byte[1 << 16];
+        long total = 0;
+        for (int n; (n = tar.read(buf)) > 0; ) {
+            total += n;
+            if (total > limit.maxBytes()) {
+                throw LayerScan.tooLarge(what, limit);
+            }
+            md.update(buf, 0, n);
+        }
+        return Digest.fromMessageDigest(md);
+    }
+
+    /** The layer limit, read once per archive. */
+    private LayerScan.Rules limit;
+
+    /** Where {@code VBAKE_LAYER_LIMIT} is read; tests set a small limit here. */
+    static java.util.Map<String, String> environment = System.getenv();
+
+    /**
      * Stores one layer as found and checks its uncompressed content against the config's diff_id.
      * A plain tar layer's digest is its diff_id, so the cache checks it on the way in; a compressed
      * one is hashed into a temporary file first, then decompressed once to check it.
@@ -213,7 +241,7 @@ final class DockerArchiveReader {
             Digest actualDiffId;
             try (InputStream raw = Files.newInputStream(tmp);
                     InputStream tar = compression.decompress(new BufferedInputStream(raw, 1 << 16), what)) {
-                actualDiffId = Digest.of(tar);
+                actualDiffId = boundedDigest(tar, what);
             } catch (CorruptInputException e) {
                 throw new BadInputException(what + ": " + e.getMessage());
             }

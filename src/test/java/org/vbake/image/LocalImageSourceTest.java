@@ -158,6 +158,39 @@ class LocalImageSourceTest {
     }
 
     @Test
+    void aGzipLayerThatExpandsPastTheLimitIsRefusedWhileItIsRead() throws Exception {
+        // 64 MiB of zeros gzip to a few hundred KiB; the limit is 1 MiB.
+        java.io.ByteArrayOutputStream tar = new java.io.ByteArrayOutputStream();
+        try (org.apache.commons.compress.archivers.tar.TarArchiveOutputStream t =
+                new org.apache.commons.compress.archivers.tar.TarArchiveOutputStream(tar)) {
+            org.apache.commons.compress.archivers.tar.TarArchiveEntry e =
+                    new org.apache.commons.compress.archivers.tar.TarArchiveEntry("zeros");
+            e.setSize(64L << 20);
+            t.putArchiveEntry(e);
+            byte[] mib = new byte[1 << 20];
+            for (int i = 0; i < 64; i++) {
+                t.write(mib);
+            }
+            t.closeArchiveEntry();
+        }
+        Image img = new Image("arm64", null);
+        ImageFixtures.addLayer(img, tar.toByteArray(), true);
+        ImageFixtures.finish(img);
+        Path archive = write("bomb.tar", ImageFixtures.dockerArchive(List.of(img), List.of(List.of("bomb:1"))));
+        assertThat(Files.size(archive)).isLessThan(1L << 20);
+        Map<String, String> saved = DockerArchiveReader.environment;
+        DockerArchiveReader.environment = Map.of("VBAKE_LAYER_LIMIT", "1M");
+        try {
+            assertThatThrownBy(() -> read(archive, null, Arch.AARCH64))
+                    .isInstanceOf(BadInputException.class)
+                    .hasMessageContaining("docker-archive " + archive + ": layer ")
+                    .hasMessageContaining("expands to more than 1.0 MiB uncompressed (VBAKE_LAYER_LIMIT=1M)");
+        } finally {
+            DockerArchiveReader.environment = saved;
+        }
+    }
+
+    @Test
     void dockerArchiveInDocker25ShapeWithSymlinkedLayerIsRead() throws Exception {
         // docker 25+ saves blobs/sha256/<hex> with an OCI index beside manifest.json; podman and
         // older docker link <id>/layer.tar to the real file.
