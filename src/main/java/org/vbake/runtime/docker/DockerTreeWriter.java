@@ -3,14 +3,10 @@ package org.vbake.runtime.docker;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -119,7 +115,7 @@ final class DockerTreeWriter implements HostTreeWriter {
                         throw new NotMirroredException("a layer of media type " + l.mediaType());
                     }
                     String chain = parent == null ? l.diffId().toString()
-                            : "sha256:" + sha256Hex(parent.chainId() + " " + l.diffId());
+                            : "sha256:" + org.vbake.image.Digest.of((parent.chainId() + " " + l.diffId()).getBytes(StandardCharsets.UTF_8)).hex();
                     Layer layer = layers.get(chain);
                     if (layer == null) {
                         layer = addLayer(root, spool, l, chain, parent, overlay, layerdb, image.source(), limits, observer, events);
@@ -162,7 +158,7 @@ final class DockerTreeWriter implements HostTreeWriter {
             root.removeAll(repoFile);
             file(root, repoFile, 0600, JSON.writeValueAsBytes(store));
             done = true;
-            return new PreparedTree(root, spool, epoch);
+            return new org.vbake.runtime.SpooledTree(root, spool, epoch);
         } finally {
             if (!done) {
                 spool.close();
@@ -294,39 +290,4 @@ final class DockerTreeWriter implements HostTreeWriter {
         }
     }
 
-    static String sha256Hex(String s) {
-        try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** The tree, ready to be written; holds the spool until closed. */
-    private static final class PreparedTree implements Tree {
-        private final FsTree root;
-        private final LayerSpool spool;
-        private final long epoch;
-
-        PreparedTree(FsTree root, LayerSpool spool, long epoch) {
-            this.root = root;
-            this.spool = spool;
-            this.epoch = epoch;
-        }
-
-        @Override
-        public void write(OutputStream out) throws IOException {
-            root.writeTar(out, epoch, x -> false);
-        }
-
-        @Override
-        public long contentBytes() {
-            return spool.size();
-        }
-
-        @Override
-        public void close() throws IOException {
-            spool.close();
-        }
-    }
 }

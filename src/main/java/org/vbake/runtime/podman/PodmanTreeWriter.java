@@ -2,18 +2,14 @@ package org.vbake.runtime.podman;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
 import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.Base64;
-import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -122,7 +118,7 @@ final class PodmanTreeWriter implements HostTreeWriter {
                         throw new NotMirroredException("a layer of media type " + l.mediaType());
                     }
                     String hex = l.diffId().hex();
-                    String id = parent == null ? hex : sha256Hex(parent.id() + "+" + hex);
+                    String id = parent == null ? hex : org.vbake.image.Digest.of((parent.id() + "+" + hex).getBytes(StandardCharsets.UTF_8)).hex();
                     Layer layer = layers.get(id);
                     if (layer == null) {
                         // A blob or diff the store already has under another parent is not unpacked
@@ -166,7 +162,7 @@ final class PodmanTreeWriter implements HostTreeWriter {
             }
             TreeFiles.replace(root, driver + "-images/images.json", imagesJson.append(']').toString());
             done = true;
-            return new PreparedTree(root, spool, epoch);
+            return new org.vbake.runtime.SpooledTree(root, spool, epoch);
         } finally {
             if (!done) {
                 spool.close();
@@ -460,39 +456,4 @@ final class PodmanTreeWriter implements HostTreeWriter {
         }
     }
 
-    static String sha256Hex(String s) {
-        try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    /** The tree, ready to be written; holds the spool until closed. */
-    private static final class PreparedTree implements Tree {
-        private final FsTree root;
-        private final LayerSpool spool;
-        private final long epoch;
-
-        PreparedTree(FsTree root, LayerSpool spool, long epoch) {
-            this.root = root;
-            this.spool = spool;
-            this.epoch = epoch;
-        }
-
-        @Override
-        public void write(OutputStream out) throws IOException {
-            root.writeTar(out, epoch, x -> false);
-        }
-
-        @Override
-        public long contentBytes() {
-            return spool.size();
-        }
-
-        @Override
-        public void close() throws IOException {
-            spool.close();
-        }
-    }
 }
